@@ -1,0 +1,145 @@
+"""Checkpoints: plain state dicts + config + step + RNG states, written atomically, loaded without unpickling code.
+
+Files are ``RUN_DIR/checkpoints/ckpt-{step:08d}.pt``. A write goes to a temporary file in the same directory,
+is fsync'ed and then renamed over the final name, so a kill at any moment leaves every existing checkpoint
+intact. Loading uses ``torch.load(..., weights_only=True)``: a file that needs arbitrary code to unpickle is
+refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CKPT_RE = re.compile(r"^ckpt-(\d{8})\.pt$")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message is one line naming the file and the reason."""
+
+
+def ckpt_dir(run_dir: str | Path) -> Path:
+    return Path(run_dir) / "checkpoints"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """(step, path) of every complete checkpoint in ``run_dir``, oldest first."""
+    d = ckpt_dir(run_dir)
+    if not d.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CKPT_RE.match(p.name))]
+    return sorted(found)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to ``path`` via a temporary file + fsync + rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def save_checkpoint(run_dir: str | Path, step: int, state: dict, keep: int) -> Path:
+    """Write the checkpoint of ``step`` and delete all but the newest ``keep`` (the best one is never deleted)."""
+    path = ckpt_dir(run_dir) / f"ckpt-{step:08d}.pt"
+    atomic_save(state, path)
+    best = best_checkpoint(run_dir)
+    for _, old in list_checkpoints(run_dir)[:-keep]:
+        if best is None or old.name != best.get("checkpoint"):
+            old.unlink(missing_ok=True)
+    return path
+
+
+def load_file(path: str | Path) -> dict:
+    """Load one checkpoint file safely (tensors and plain containers only) onto the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any failure to read is reported in one line
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot load checkpoint {path}: {first[:300]} (only weights_only files written by bigbigan load)"
+        ) from None
+    if not isinstance(state, dict) or "config" not in state or "step" not in state:
+        raise CheckpointError(f"{path} is not a bigbigan checkpoint (no config/step)")
+    return state
+
+
+def load_latest(run_dir: str | Path) -> dict | None:
+    """The newest loadable checkpoint of ``run_dir`` (falling back to older ones with a warning), or None."""
+    for step, path in reversed(list_checkpoints(run_dir)):
+        try:
+            return load_file(path)
+        except CheckpointError as exc:
+            warnings.warn(f"skipping unreadable checkpoint: {exc}", stacklevel=2)
+    return None
+
+
+def resolve_checkpoint(run_or_ckpt: str | Path, which: str = "latest") -> Path:
+    """A checkpoint path from a run directory (``latest`` or ``best``) or a checkpoint file."""
+    p = Path(run_or_ckpt)
+    if p.is_file():
+        return p
+    if not p.is_dir():
+        raise CheckpointError(f"{p} is neither a run directory nor a checkpoint file")
+    if which == "best" and (b := best_checkpoint(p)) is not None:
+        path = ckpt_dir(p) / b["checkpoint"]
+        if path.is_file():
+            return path
+    ckpts = list_checkpoints(p)
+    if not ckpts:
+        raise CheckpointError(f"no checkpoints in {ckpt_dir(p)}")
+    return ckpts[-1][1]
+
+
+def best_checkpoint(run_dir: str | Path) -> dict | None:
+    p = ckpt_dir(run_dir) / "best.json"
+    if not p.is_file():
+        return None
+    return json.loads(p.read_text())
+
+
+def mark_best(run_dir: str | Path, step: int, metric: str, value: float) -> None:
+    record = {"checkpoint": f"ckpt-{step:08d}.pt", "step": step, "metric": metric, "value": value}
+    tmp = ckpt_dir(run_dir) / ".best.json.tmp"
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, ckpt_dir(run_dir) / "best.json")
+
+
+def export_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
+    """Write tensors (e.g. the EMA G and E) as safetensors with the run's config in the metadata."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+              metadata={"config": json.dumps(config)})
+    os.replace(tmp, path)
+    return path
