@@ -17,7 +17,7 @@ def _normalize(v: Tensor, eps: float = 1e-12) -> Tensor:
     return v / (v.norm() + eps)
 
 
-class _SpectralNormMixin:
+class SpectralNormMixin:
     """Divides ``self.weight`` by its largest singular value (Miyato et al. 2018), estimated by power iteration."""
 
     weight: Tensor
@@ -44,7 +44,7 @@ class _SpectralNormMixin:
         return w / sigma.to(w.dtype)
 
 
-class SNConv2d(_SpectralNormMixin, nn.Conv2d):
+class SNConv2d(SpectralNormMixin, nn.Conv2d):
     """Conv2d with spectral normalisation."""
 
     def __init__(self, *args, **kwargs) -> None:
@@ -55,7 +55,7 @@ class SNConv2d(_SpectralNormMixin, nn.Conv2d):
         return self._conv_forward(x, self.sn_weight(), self.bias)
 
 
-class SNLinear(_SpectralNormMixin, nn.Linear):
+class SNLinear(SpectralNormMixin, nn.Linear):
     """Linear layer with spectral normalisation."""
 
     def __init__(self, *args, **kwargs) -> None:

@@ -1,0 +1,232 @@
+"""Command line: the only place that turns argv into a configuration.
+
+    bigbigan presets [--params SCALE VARIANT]
+    bigbigan train --scale S --variant V --data SOURCE [--data-dir P] --out RUN_DIR [--steps N | --minutes M]
+    bigbigan eval RUN_DIR_OR_CHECKPOINT --metrics linear,knn,fid,kid,is,recon [--json OUT]
+    bigbigan report RUN_DIR
+    bigbigan ablate --scale S --variants a,b,c --seeds N --minutes M
+
+User mistakes end in one line on stderr (exit status 2); programming errors keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import presets
+from .config import ConfigError
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .data.errors import DataError
+    from .train.checkpoint import CheckpointError
+    from .train.loop import TrainingError
+
+    errs: list[type[BaseException]] = [ConfigError, DataError, CheckpointError, TrainingError]
+    try:
+        from .evaluation.inception import InceptionUnavailable
+
+        errs.append(InceptionUnavailable)
+    except ImportError:
+        pass
+    return tuple(errs)
+
+
+# ---- presets --------------------------------------------------------------------------------------------------
+
+
+def _count(module) -> int:
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+
+def param_counts(cfg) -> dict[str, int]:
+    """Parameter counts of G, D (F, H, J, heads) and E, built on the meta device (no weights allocated)."""
+    import torch
+
+    from .train.loop import build_models
+
+    with torch.device("meta"):
+        G, D, E = build_models(cfg)
+    heads = sum(_count(h) for h in (D.theta_x, D.theta_z, D.theta_xz))
+    counts = {"G": _count(G), "D": _count(D), "D.F": _count(D.F), "D.H": _count(D.H), "D.J": _count(D.J),
+              "D.heads": heads, "E": _count(E)}
+    if E is not None:
+        counts["E.trunk"] = _count(E.stem) + _count(E.trunk) + _count(E.out_bn)
+        counts["E.head"] = _count(E.head) + _count(E.out)
+    return counts
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    if args.params:
+        scale, variant = args.params
+        cfg = presets.resolve(scale, variant, args.set)
+        m = cfg.model
+        print(f"{scale} / {variant}: G {m.resolution}px ch {m.generator.ch}, E {m.encoder.arch} "
+              f"blocks {tuple(m.encoder.blocks)} x{m.encoder.width} at {m.e_resolution}px, terms "
+              f"{','.join(cfg.objective.terms)}")
+        for name, n in param_counts(cfg).items():
+            print(f"  {name:<8} {n / 1e6:10.3f} M")
+        return 0
+    print("scales:")
+    for name, (desc, _) in presets.SCALES.items():
+        print(f"  {name:<26} {desc}")
+    print("variants (Table 1 rows, then Table 3's light augmentation):")
+    for name, (desc, _) in presets.VARIANTS.items():
+        print(f"  {name:<26} {desc}")
+    return 0
+
+
+# ---- train ----------------------------------------------------------------------------------------------------
+
+
+def _train_config(args: argparse.Namespace):
+    from .train.run import check_resumable, saved_config
+
+    sets = list(args.set)
+    if args.data:
+        sets.append(f"data.source={args.data}")
+    if args.data_dir:
+        sets.append(f"data.data_dir={args.data_dir}")
+    if args.steps is not None:
+        sets.append(f"train.steps={args.steps}")
+    if args.minutes is not None:
+        sets.append(f"train.minutes={args.minutes}")
+    if args.precision:
+        sets.append(f"train.precision={args.precision}")
+    if args.seed is not None:
+        sets.append(f"train.seed={args.seed}")
+    saved = saved_config(args.out)
+    explicit = args.scale is not None or args.variant is not None or any(
+        not s.startswith("train.") for s in sets
+    )
+    if saved is not None and not explicit:  # resume with the run's own settings
+        from .config import apply_overrides, validate
+
+        return validate(apply_overrides(saved, sets))
+    cfg = presets.resolve(args.scale or "small32", args.variant or "base", sets)
+    if saved is not None:
+        check_resumable(saved, cfg)
+    return cfg
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .runtime import tune_allocator
+    from .train.run import run_training
+
+    tune_allocator()
+    cfg = _train_config(args)
+    summary = run_training(cfg, args.out, device=args.device, progress=not args.no_progress)
+    print(f"run directory: {args.out} (config.yaml, checkpoints/, images/, stats.jsonl, tb/, ema.safetensors)")
+    return 0 if summary["stopped_by"] in ("steps", "minutes", "SIGTERM", "SIGINT") else 1
+
+
+# ---- eval / report / ablate ---------------------------------------------------------------------------------
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .runtime import tune_allocator
+
+    tune_allocator()
+    from .evaluation.run import evaluate_cli
+
+    return evaluate_cli(args)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .evaluation.report import write_report
+
+    path = write_report(args.run_dir, out=args.out)
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from .runtime import tune_allocator
+
+    tune_allocator()
+    from .ablate import ablate_cli
+
+    return ablate_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="bigbigan", description="BigBiGAN: train, evaluate and ablate.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    sp = sub.add_parser("presets", help="list scales and variants, or count parameters of one")
+    sp.add_argument("--params", nargs=2, metavar=("SCALE", "VARIANT"), help="print parameter counts (meta device)")
+    sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    sp.set_defaults(func=cmd_presets)
+
+    tp = sub.add_parser("train", help="train (or resume) a run",
+                        description="Train BigBiGAN in RUN_DIR; an existing RUN_DIR resumes from its latest checkpoint.")
+    tp.add_argument("--scale", choices=list(presets.SCALES), help="model/budget size (default small32)")
+    tp.add_argument("--variant", choices=list(presets.VARIANTS), help="Table 1 row (default base)")
+    tp.add_argument("--data", help="data source: fashion-mnist, mnist, digits, folder, cifar10, shards")
+    tp.add_argument("--data-dir", help="where the data lives (default: the source's standard location)")
+    tp.add_argument("--out", required=True, help="run directory (config, checkpoints, logs, pictures)")
+    tp.add_argument("--steps", type=int, help="total iterations of the run (resuming continues up to it)")
+    tp.add_argument("--minutes", type=float, help="stop after this many minutes of training (then checkpoint)")
+    tp.add_argument("--precision", choices=["fp32", "bf16"], help="bf16 autocast or fp32 (default)")
+    tp.add_argument("--seed", type=int, help="random seed (weights, noise, data order)")
+    tp.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    tp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override any config field, e.g. --set optim.lr_g=2e-4 (repeatable)")
+    tp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tp.set_defaults(func=cmd_train)
+
+    ep = sub.add_parser("eval", help="evaluate a run or checkpoint (EMA models)")
+    ep.add_argument("target", help="run directory or checkpoint file")
+    ep.add_argument("--metrics", default="linear,knn,fid,kid,recon",
+                    help="comma list of linear, linear-paper, knn, fid, kid, is, recon (default: %(default)s)")
+    ep.add_argument("--json", help="write the results as JSON to this file (default RUN_DIR/eval.json)")
+    ep.add_argument("--checkpoint", choices=["latest", "best"], default="latest", help="which checkpoint of a run")
+    ep.add_argument("--split", default="test", help="query split: test or train_val (default test)")
+    ep.add_argument("--fid-samples", type=int, default=10000, help="images per side for FID/KID/IS (default 10000)")
+    ep.add_argument("--probe-steps", type=int, default=5000, help="linear probe Adam steps (default 5000)")
+    ep.add_argument("--feature", choices=["avepool", "bn-crelu", "both"], default="both",
+                    help="linear probe feature (default both)")
+    ep.add_argument("--train-limit", type=int, help="use at most this many training images (quick checks)")
+    ep.add_argument("--inception-weights", help="1008-class Inception weights (pt_inception-2015-12-05) for IS")
+    ep.add_argument("--data-dir", help="override the run's data directory")
+    ep.add_argument("--device", help="cpu or cuda")
+    ep.set_defaults(func=cmd_eval)
+
+    rp = sub.add_parser("report", help="write a self-contained HTML report of a run")
+    rp.add_argument("run_dir")
+    rp.add_argument("--out", help="output HTML path (default RUN_DIR/report/index.html)")
+    rp.set_defaults(func=cmd_report)
+
+    ap = sub.add_parser("ablate", help="train and evaluate variants x seeds; print Table 1's form")
+    ap.add_argument("--scale", default="small32", choices=list(presets.SCALES))
+    ap.add_argument("--variants", default="base,no-unaries", help="comma list of variants")
+    ap.add_argument("--seeds", type=int, default=1, help="seeds per variant")
+    ap.add_argument("--minutes", type=float, help="training minutes per run")
+    ap.add_argument("--steps", type=int, help="training iterations per run")
+    ap.add_argument("--out", default="runs/ablate", help="directory holding one run per variant x seed")
+    ap.add_argument("--fid-samples", type=int, default=2000, help="images per side for FID (default 2000)")
+    ap.add_argument("--probe-steps", type=int, default=5000)
+    ap.add_argument("--inception-weights", help="1008-class Inception weights for IS")
+    ap.add_argument("--data", help="data source override")
+    ap.add_argument("--data-dir")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.set_defaults(func=cmd_ablate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except _user_errors() as exc:
+        print(f"bigbigan: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bigbigan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Start or resume a training run in a run directory: the glue between configuration, data and Trainer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from .. import dist as bdist
+from ..config import Config, ConfigError, load_yaml, to_dict
+from .loop import Trainer
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def check_resumable(saved: Config, given: Config) -> None:
+    """A run may only be resumed with the same settings, except the ``train.*`` budget and cadence fields."""
+    a, b = _flatten(to_dict(saved)), _flatten(to_dict(given))
+    for key in a:
+        if key.startswith("train.") or key == "data.num_workers":
+            continue
+        if a[key] != b.get(key):
+            raise ConfigError(
+                f"the run was trained with {key}={a[key]!r} but this command asks for {b.get(key)!r}; "
+                "resume with the run's own settings (omit --scale/--variant/--set) or use a new --out"
+            )
+
+
+def saved_config(run_dir: str | Path) -> Config | None:
+    p = Path(run_dir) / "config.yaml"
+    return load_yaml(p) if p.is_file() else None
+
+
+def build_stream(cfg: Config, *, rank: int = 0, world: int = 1):
+    """The training data stream of ``cfg`` for one rank."""
+    from ..data import TrainStream, open_source
+
+    d, m = cfg.data, cfg.model
+    source = open_source(d.source, d.data_dir, "train", train_val_size=d.train_val_size, seed=cfg.train.seed)
+    return TrainStream(
+        source,
+        global_batch=cfg.optim.batch_size,
+        resolution=m.resolution,
+        e_resolution=m.e_resolution if m.encoder.arch != "none" else m.resolution,
+        augment=d.augment,
+        channels=m.channels,
+        seed=cfg.train.seed,
+        rank=rank,
+        world=world,
+        num_workers=d.num_workers,
+    )
+
+
+def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None, progress: bool = True,
+                 periodic_eval: bool = True, log=print) -> dict:
+    """Train ``cfg`` in ``run_dir``, resuming from its latest checkpoint when there is one."""
+    info = bdist.init(device)
+    torch.manual_seed(cfg.train.seed)
+    stream = build_stream(cfg, rank=info.rank, world=info.world)
+    trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log)
+    if trainer.resume():
+        trainer.log(f"resumed {run_dir} at step {trainer.step}")
+    if periodic_eval and cfg.train.eval_every:
+        from ..evaluation.periodic import PeriodicEval
+
+        trainer.on_eval = PeriodicEval(cfg)
+    return trainer.fit()

@@ -1,0 +1,135 @@
+"""Shapes, spectral-norm placement, gradient routing, RevNet inversion and full-scale parameter counts."""
+
+import pytest
+import torch
+from torch import nn
+
+from bigbigan.cli import param_counts
+from bigbigan.config import Config
+from bigbigan.nets import build_discriminator, build_encoder, build_generator
+from bigbigan.nets.encoder import RevBlock
+from bigbigan.nets.layers import SNConv2d, SNLinear, SpectralNormMixin
+from bigbigan.objective import Scores, discriminator_loss, encoder_generator_loss
+from bigbigan.presets import VARIANTS, resolve
+
+
+def build(cfg):
+    m = cfg.model
+    return build_generator(m), build_discriminator(m, cfg.objective.terms), build_encoder(m)
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_every_variant_builds_and_scores_at_tiny_scale(variant):
+    cfg = resolve("tiny", variant)
+    m = cfg.model
+    G, D, E = build(cfg)
+    z = torch.randn(3, m.z_dim)
+    x = G(z)
+    assert x.shape == (3, m.channels, m.resolution, m.resolution)
+    assert x.abs().max() <= 1
+    z_real = None
+    if E is not None:
+        out = E(torch.randn(3, m.channels, m.e_resolution, m.e_resolution))
+        assert out.z.shape == (3, m.z_dim) and out.feature.shape == (3, E.feature_dim)
+        assert (out.sigma is not None) == (m.encoder.stochastic and m.prior == "gaussian")
+        if m.prior == "uniform":
+            assert out.z.abs().max() < 1
+        z_real = out.z
+    s = D(x, z_real)
+    for name in ("x", "z", "xz"):
+        t = getattr(s, name)
+        assert (t is not None) == (name in cfg.objective.terms)
+        if t is not None:
+            assert t.shape == (3,)
+
+
+@pytest.mark.parametrize("resolution", [8, 16, 32, 64, 128, 256])
+def test_generator_and_discriminator_at_every_resolution(resolution):
+    G = build_generator(resolve("tiny", "base", [f"model.resolution={resolution}", "model.generator.attention=0",
+                                                 "model.discriminator.attention=0"]).model)
+    D = build_discriminator(resolve("tiny", "base", [f"model.resolution={resolution}"]).model, ("x",))
+    x = G(torch.randn(2, G.z_dim))
+    assert x.shape == (2, 1, resolution, resolution)
+    assert D(x).x.shape == (2,)
+
+
+def test_spectral_norm_exactly_in_g_and_d_not_in_e():
+    G, D, E = build(resolve("tiny", "base"))
+
+    def weighted(m):
+        return [mod for mod in m.modules() if isinstance(mod, (nn.Conv2d, nn.Linear))]
+
+    assert weighted(G) and all(isinstance(mod, (SNConv2d, SNLinear)) for mod in weighted(G))
+    assert weighted(D) and all(isinstance(mod, (SNConv2d, SNLinear)) for mod in weighted(D))
+    for part in (D.F, D.H, D.J, D.theta_x, D.theta_z, D.theta_xz):
+        assert any(isinstance(mod, SpectralNormMixin) for mod in part.modules())
+    assert not any(isinstance(mod, SpectralNormMixin) for mod in E.modules())
+
+
+def test_spectral_norm_bounds_the_largest_singular_value():
+    layer = SNLinear(20, 10)
+    with torch.no_grad():
+        layer.weight.mul_(50)
+    for _ in range(30):  # power iterations converge over training forwards
+        layer(torch.randn(2, 20))
+    layer.eval()
+    sigma = torch.linalg.matrix_norm(layer.sn_weight().detach(), ord=2)
+    assert sigma == pytest.approx(1.0, abs=1e-3)
+
+
+def test_gradients_reach_only_the_phase_owners():
+    cfg = resolve("tiny", "base")
+    G, D, E = build(cfg)
+    x_real = torch.randn(4, 1, 16, 16)
+    z_fake = torch.randn(4, cfg.model.z_dim)
+
+    def scores():
+        x_fake, enc = G(z_fake), E(x_real)
+        s = D(torch.cat([x_real, x_fake]), torch.cat([enc.z, z_fake]))
+        return Scores(*(t[:4] for t in s)), Scores(*(t[4:] for t in s))
+
+    # D phase as the trainer runs it: G and E under no_grad.
+    with torch.no_grad():
+        x_fake, z_real = G(z_fake), E(x_real).z
+    s = D(torch.cat([x_real, x_fake]), torch.cat([z_real, z_fake]))
+    discriminator_loss(Scores(*(t[:4] for t in s)), Scores(*(t[4:] for t in s))).backward()
+    assert all(p.grad is not None for p in D.parameters())
+    assert all(p.grad is None for p in [*G.parameters(), *E.parameters()])
+
+    for p in D.parameters():
+        p.grad = None
+    # E+G phase: D frozen.
+    D.requires_grad_(False)
+    encoder_generator_loss(*scores()).backward()
+    assert all(p.grad is None for p in D.parameters())
+    assert sum(p.grad is not None for p in G.parameters()) == len(list(G.parameters()))
+    assert all(p.grad is not None for p in E.parameters())
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_revnet_block_inverts_its_output(train):
+    torch.manual_seed(0)
+    block = RevBlock(16, 6).double().train(train)
+    x = torch.randn(3, 16, 8, 8, dtype=torch.float64)
+    y = block(x)
+    block.eval()  # the inverse recomputes F and G with the same (running) statistics in eval mode
+    y = block(x)
+    assert (block.inverse(y) - x).abs().max() < 1e-5
+    blockf = RevBlock(16, 6).eval()
+    xf = torch.randn(3, 16, 8, 8)
+    assert (blockf.inverse(blockf(xf)) - xf).abs().max() < 1e-5
+
+
+def test_full_scale_parameter_counts_match_published_figures():
+    # BigGAN (Brock et al. 2019, Table 1, ch 96, 128x128): G 70.4M and D 88.0M (158.3M together).
+    # Class-conditional parts absent here: G's 1000 x 128 class embedding (0.128M);
+    # D's 1000 x 1536 projection embedding (1.536M) and its linear output (1537).
+    counts = param_counts(Config())
+    g_ref = 70.4e6 - 1000 * 128
+    f_ref = 88.0e6 - 1000 * 1536 - 1537
+    assert abs(counts["G"] - g_ref) / g_ref < 0.02
+    assert abs(counts["D.F"] - f_ref) / f_ref < 0.02
+    # ResNet-50 without its classifier: ~23.5M parameters.
+    assert abs(counts["E.trunk"] - 23.5e6) / 23.5e6 < 0.01
+    # H and J: 8 layers each of width 2048.
+    assert counts["D.H"] > 8 * 2048 * 2048 * 0.85

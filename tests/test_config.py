@@ -1,0 +1,102 @@
+"""Configuration: variants change exactly their fields, overrides are typed, bad input fails in one line."""
+
+import dataclasses
+
+import pytest
+
+from bigbigan.cli import main
+from bigbigan.config import Config, ConfigError, apply_overrides, load_yaml, save_yaml, to_dict
+from bigbigan.presets import SCALES, TABLE1, VARIANTS, Scaled, resolve
+
+
+def flat(cfg):
+    out = {}
+
+    def walk(prefix, d):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                walk(f"{prefix}{k}.", v)
+            else:
+                out[f"{prefix}{k}"] = v
+
+    walk("", to_dict(cfg))
+    return out
+
+
+@pytest.mark.parametrize("scale", list(SCALES))
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_variant_changes_exactly_the_fields_it_names(scale, variant):
+    base = flat(resolve(scale, "base"))
+    got = flat(resolve(scale, variant))
+    changed = {k for k in base if base[k] != got[k] and k != "variant"}
+    delta = VARIANTS[variant][1]
+    assert changed <= set(delta)
+    for path, value in delta.items():
+        expected = value(base[path]) if isinstance(value, Scaled) else value
+        expected = list(expected) if isinstance(expected, tuple) else expected
+        assert got[path] == expected
+
+
+def test_table1_has_every_row_of_the_paper():
+    assert len(TABLE1) == 19
+    assert resolve("imagenet128", "high-res-e-256").model.e_resolution == 256
+    assert resolve("imagenet128", "low-res-g-64").model.resolution == 64
+    assert resolve("small32", "high-res-e-256").model.e_resolution == 64
+    assert resolve("imagenet128", "revnet-x4-e-lr").optim.e_lr_mult == 10.0
+
+
+def test_overrides_are_typed():
+    cfg = apply_overrides(Config(), ["optim.lr_g=2e-4", "model.encoder.blocks=3,4,23,3", "train.minutes=none",
+                                     "model.encoder.stochastic=false", "objective.terms=xz"])
+    assert cfg.optim.lr_g == 2e-4 and cfg.model.encoder.blocks == (3, 4, 23, 3)
+    assert cfg.train.minutes is None and cfg.model.encoder.stochastic is False
+    assert cfg.objective.terms == ("xz",)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["optim.lr_gg=1"], "unknown field 'optim.lr_gg'"),
+        (["model.resolution=48"], "model.resolution=48 is not valid; choose one of"),
+        (["optim.batch_size=abc"], "not a valid int"),
+        (["model.encoder.arch=none"], "needs an encoder"),
+        (["objective.terms=x,q"], "objective.terms"),
+        (["model"], "key=value"),
+    ],
+)
+def test_bad_overrides_name_the_problem(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve("tiny", "base", overrides)
+
+
+def test_unknown_scale_and_variant_list_choices():
+    with pytest.raises(ConfigError, match="small32"):
+        resolve("huge", "base")
+    with pytest.raises(ConfigError, match="no-unaries"):
+        resolve("tiny", "bigan")
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = resolve("small32", "resnet-e-lr", ["train.minutes=3"])
+    save_yaml(cfg, tmp_path / "c.yaml")
+    assert dataclasses.asdict(load_yaml(tmp_path / "c.yaml")) == dataclasses.asdict(cfg)
+
+
+def test_yaml_with_unknown_field_is_refused(tmp_path):
+    (tmp_path / "c.yaml").write_text("optim:\n  lr_q: 1\n")
+    with pytest.raises(ConfigError, match="lr_q"):
+        load_yaml(tmp_path / "c.yaml")
+
+
+def test_cli_prints_one_line_for_user_errors(capsys):
+    assert main(["presets", "--params", "tiny", "nope"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown variant 'nope'" in err[0]
+
+
+def test_cli_presets_lists_every_variant(capsys):
+    assert main(["presets"]) == 0
+    out = capsys.readouterr().out
+    assert all(v in out for v in VARIANTS) and all(s in out for s in SCALES)
+    assert main(["presets", "--params", "imagenet128", "base"]) == 0
+    assert "70.3" in capsys.readouterr().out

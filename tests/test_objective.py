@@ -1,0 +1,76 @@
+"""L_D and L_EG against hand-computed values for every combination of terms and both hinge modes."""
+
+import itertools
+
+import pytest
+import torch
+
+from bigbigan.objective import Scores, d_accuracy, discriminator_loss, encoder_generator_loss
+
+REAL = {"x": [0.5, 2.0], "z": [-1.0, 0.25], "xz": [1.5, -0.5]}
+FAKE = {"x": [-2.0, 0.5], "z": [0.0, -0.5], "xz": [3.0, -1.5]}
+
+
+def h(t):
+    return max(0.0, 1.0 - t)
+
+
+def scores(values, terms):
+    return Scores(*(torch.tensor(values[n]) if n in terms else None for n in ("x", "z", "xz")))
+
+
+COMBOS = [c for r in (1, 2, 3) for c in itertools.combinations(("x", "z", "xz"), r)]
+
+
+@pytest.mark.parametrize("terms", COMBOS)
+def test_hinge_per_term_matches_hand_computation(terms):
+    expected = 0.0
+    for n in terms:
+        expected += sum(h(v) for v in REAL[n]) / 2 + sum(h(-v) for v in FAKE[n]) / 2
+    got = discriminator_loss(scores(REAL, terms), scores(FAKE, terms), "hinge_per_term")
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("terms", COMBOS)
+def test_hinge_sum_matches_hand_computation(terms):
+    real_sum = [sum(REAL[n][i] for n in terms) for i in range(2)]
+    fake_sum = [sum(FAKE[n][i] for n in terms) for i in range(2)]
+    expected = sum(h(v) for v in real_sum) / 2 + sum(h(-v) for v in fake_sum) / 2
+    got = discriminator_loss(scores(REAL, terms), scores(FAKE, terms), "hinge_sum")
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("terms", COMBOS)
+def test_encoder_generator_loss_matches_hand_computation(terms):
+    expected = sum(sum(REAL[n]) / 2 for n in terms) - sum(sum(FAKE[n]) / 2 for n in terms)
+    got = encoder_generator_loss(scores(REAL, terms), scores(FAKE, terms))
+    assert got.item() == pytest.approx(expected, abs=1e-6)
+
+
+def test_modes_differ_where_hinges_clip_differently():
+    # With all terms, clamping each term separately differs from clamping the sum (footnote 1).
+    real, fake = scores(REAL, ("x", "z", "xz")), scores(FAKE, ("x", "z", "xz"))
+    a = discriminator_loss(real, fake, "hinge_per_term").item()
+    b = discriminator_loss(real, fake, "hinge_sum").item()
+    # x: (0.5 + 0)/2 + (0 + 1.5)/2 = 1.0; z: (2 + 0.75)/2 + (1 + 0.5)/2 = 2.125; xz: (0 + 1.5)/2 + (4 + 0)/2 = 2.75
+    assert a == pytest.approx(1.0 + 2.125 + 2.75)
+    assert b != pytest.approx(a)
+
+
+def test_bigan_log_loss():
+    real, fake = scores(REAL, ("xz",)), scores(FAKE, ("xz",))
+    sp = torch.nn.functional.softplus
+    expected = sp(-torch.tensor(REAL["xz"])).mean() + sp(torch.tensor(FAKE["xz"])).mean()
+    assert discriminator_loss(real, fake, "bigan_log").item() == pytest.approx(expected.item())
+
+
+def test_unknown_mode_is_refused():
+    with pytest.raises(ValueError, match="hinge_per_term"):
+        discriminator_loss(scores(REAL, ("x",)), scores(FAKE, ("x",)), "wgan")
+
+
+def test_d_accuracy_per_term():
+    acc = d_accuracy(scores(REAL, ("x", "z")), scores(FAKE, ("x", "z")))
+    assert acc["x"].item() == pytest.approx(0.5 * (1.0 + 0.5))
+    assert acc["z"].item() == pytest.approx(0.5 * (0.5 + 0.5))
+    assert "xz" not in acc
