@@ -1,0 +1,121 @@
+"""Trained (EMA) models from a checkpoint, and encoder features extracted once per checkpoint and split.
+
+Features are cached under ``RUN_DIR/features/`` keyed by checkpoint, split and image count, so several
+evaluations (linear probe, k-NN, nearest-neighbour pictures) reuse one extraction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from .. import dist as bdist
+from ..config import Config, from_dict
+from ..train.checkpoint import load_file, resolve_checkpoint
+
+
+@dataclass
+class Loaded:
+    cfg: Config
+    G: nn.Module  # EMA generator, eval mode
+    E: nn.Module | None  # EMA encoder, eval mode (None for no-e-gan)
+    step: int
+    path: Path
+    run_dir: Path
+
+
+def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu") -> Loaded:
+    """The EMA G and E of a run directory or checkpoint file, ready for evaluation."""
+    from ..train.loop import build_models
+
+    path = resolve_checkpoint(target, which)
+    state = load_file(path)
+    cfg = from_dict(state["config"])
+    G, _, E = build_models(cfg)
+    G.load_state_dict(state["G_ema"]["model"])
+    if E is not None:
+        E.load_state_dict(state["E_ema"]["model"])
+        E = E.to(device).eval()
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    return Loaded(cfg, G.to(device).eval(), E, int(state["step"]), path, run_dir)
+
+
+def _gather_ordered(parts: Tensor, n: int, world: int) -> Tensor:
+    """Undo the r::world interleaving of eval_batches after an all-gather of equal-sized (padded) parts."""
+    if world == 1:
+        return parts
+    per = parts.shape[0] // world
+    full = torch.empty((n, *parts.shape[1:]), dtype=parts.dtype)
+    for r in range(world):
+        idx = torch.arange(r, n, world)
+        full[idx] = parts[r * per : r * per + idx.numel()]
+    return full
+
+
+@torch.no_grad()
+def extract_features(E: nn.Module, source, *, resolution: int, channels: int, batch_size: int = 250,
+                     device: str | torch.device = "cpu", limit: int | None = None, progress: bool = True,
+                     desc: str = "features") -> tuple[Tensor, Tensor]:
+    """AvePool features [N, F] and labels [N] of ``source`` (eval transform), sharded across ranks if any."""
+    from ..data import eval_batches
+
+    info = bdist.info()
+    n_total = len(source) if limit is None else min(limit, len(source))
+    feats, labels = [], []
+    bar = None
+    if progress and info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_total, unit="img", desc=desc, dynamic_ncols=True, leave=False)
+    seen = 0
+    for x, y in eval_batches(source, resolution=resolution, channels=channels, batch_size=batch_size,
+                             rank=info.rank, world=info.world):
+        if limit is not None:
+            # indices of this rank's images are rank + world * k; keep those below the limit
+            keep = max(0, min(x.shape[0], (n_total - info.rank + info.world - 1) // info.world - seen))
+            x, y = x[:keep], y[:keep]
+            if keep == 0:
+                break
+        seen += x.shape[0]
+        feats.append(E.features(x.to(device)).float().cpu())
+        labels.append(y)
+        if bar is not None:
+            bar.update(x.shape[0] * info.world)
+    if bar is not None:
+        bar.close()
+    f, y = torch.cat(feats), torch.cat(labels)
+    if info.world > 1:  # pad to equal size, gather, restore the dataset order
+        per = (n_total + info.world - 1) // info.world
+        pad = per - f.shape[0]
+        f = torch.cat([f, f.new_zeros(pad, f.shape[1])])
+        y = torch.cat([y, y.new_full((pad,), -1)])
+        f = _gather_ordered(bdist.all_gather_cat(f.to(device)).cpu(), n_total, info.world)
+        y = _gather_ordered(bdist.all_gather_cat(y.to(device)).cpu(), n_total, info.world)
+    return f, y
+
+
+def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, limit: int | None = None,
+                    device: str | torch.device = "cpu", progress: bool = True) -> tuple[Tensor, Tensor]:
+    """Features of ``split`` for the checkpoint in ``loaded``, from the cache when present."""
+    from ..data import open_source
+
+    cfg = loaded.cfg
+    key = hashlib.sha1(f"{loaded.path.resolve()}|{loaded.step}|{split}|{limit}|{data_dir}".encode()).hexdigest()[:12]
+    cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{limit or 'all'}-{key}.pt"
+    if cache.is_file():
+        d = torch.load(cache, map_location="cpu", weights_only=True)
+        return d["features"], d["labels"]
+    d = cfg.data
+    source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
+                         seed=cfg.train.seed)
+    f, y = extract_features(loaded.E, source, resolution=cfg.model.e_resolution, channels=cfg.model.channels,
+                            device=device, limit=limit, progress=progress, desc=f"features {split}")
+    if bdist.info().is_main:
+        from ..train.checkpoint import atomic_save
+
+        atomic_save({"features": f, "labels": y}, cache)
+    return f, y

@@ -1,0 +1,66 @@
+"""Evaluation during training (App. D learning curves): a fast linear probe on train_val and a quick FID.
+
+Every ``train.eval_every`` steps the trainer calls ``PeriodicEval``: it trains the fast probe from scratch on
+cached-free features of the EMA encoder (a subset of train_sub, for speed), scores train_val, optionally
+computes FID with ``train.eval_fid_samples`` images, appends a record to ``RUN_DIR/metrics.jsonl`` and marks
+the checkpoint with the best train_val accuracy as best (never deleted by checkpoint rotation).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import torch
+
+from .. import dist as bdist
+from ..config import Config
+from ..train.checkpoint import best_checkpoint, mark_best
+
+
+class PeriodicEval:
+    def __init__(self, cfg: Config, *, train_images: int = 10000, probe_steps: int = 1000) -> None:
+        from ..data import open_source
+
+        d = cfg.data
+        self.cfg = cfg
+        kw = dict(train_val_size=d.train_val_size, seed=cfg.train.seed)
+        self.train_src = open_source(d.source, d.data_dir, "train_sub", **kw)
+        self.val_src = open_source(d.source, d.data_dir, "train_val", **kw)
+        self.train_images = train_images
+        self.probe_steps = probe_steps
+
+    @torch.no_grad()
+    def __call__(self, trainer) -> dict:
+        from .features import extract_features
+        from .linear_probe import train_linear_probe
+
+        cfg, t0 = self.cfg, time.monotonic()
+        rec: dict = {"step": trainer.step}
+        if trainer.ema_E is not None and self.train_src.num_classes:
+            E = trainer.ema_E.model
+            kw = dict(resolution=cfg.model.e_resolution, channels=cfg.model.channels, device=trainer.device,
+                      progress=False)
+            tr_f, tr_y = extract_features(E, self.train_src, limit=self.train_images, **kw)
+            va_f, va_y = extract_features(E, self.val_src, **kw)
+            with torch.enable_grad():
+                r = train_linear_probe(tr_f, tr_y, va_f, va_y, num_classes=self.train_src.num_classes,
+                                       steps=self.probe_steps)
+            rec["train_val_top1"] = r.top1
+        if cfg.train.eval_fid_samples:
+            from .generative import generation_metrics
+
+            rec.update(generation_metrics(cfg, trainer.ema_G.model, n=cfg.train.eval_fid_samples,
+                                          metrics={"fid"}, inception_weights=None, device=trainer.device,
+                                          progress=False))
+        rec["eval_seconds"] = time.monotonic() - t0
+        if bdist.info().is_main:
+            with open(trainer.run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(rec) + "\n")
+            if "train_val_top1" in rec:
+                best = best_checkpoint(trainer.run_dir)
+                if best is None or rec["train_val_top1"] > best["value"]:
+                    mark_best(trainer.run_dir, trainer.step, "train_val_top1", rec["train_val_top1"])
+            trainer.log(f"step {trainer.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in rec.items()
+                                                             if isinstance(v, float)))
+        return rec

@@ -1,0 +1,169 @@
+"""``bigbigan eval``: every evaluation of Sec. 3 and App. A-C on a run's EMA models, as a table and JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from .. import dist as bdist
+from .features import Loaded, cached_features, load_models
+
+METRICS = ("linear", "linear-paper", "knn", "fid", "kid", "is", "recon")
+
+
+def _probe(train_f, train_y, val_f, val_y, test_f, test_y, num_classes, *, steps, feature, sweep=False, seed=0):
+    from .linear_probe import bn_crelu, sweep_linear_probe, train_linear_probe
+
+    if feature == "bn-crelu":  # parameter-free BN with the training set's statistics (Sec. 3.2)
+        mean, std = train_f.mean(0), train_f.std(0)
+        train_f, val_f, test_f = (bn_crelu(f, mean, std) for f in (train_f, val_f, test_f))
+    fn = sweep_linear_probe if sweep else train_linear_probe
+    r = fn(train_f, train_y, test_f, test_y, num_classes=num_classes, steps=steps, val_x=val_f, val_y=val_y,
+           seed=seed)
+    return {"top1": r.top1, "top5": r.top5, "train_val_top1": r.val_top1, "lr": r.lr, "step": r.steps}
+
+
+def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_dir: str | None = None,
+                           device="cpu", grid: Path | None = None) -> dict:
+    """Relative L1 error of G(E(x)) (App. B) on the first ``n`` images of ``split``; E's mean as the latent."""
+    from ..data import load_eval_tensors, open_source
+    from .reconstruction import relative_l1_error
+
+    cfg = loaded.cfg
+    d, m = cfg.data, cfg.model
+    source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
+                         seed=cfg.train.seed)
+    x_e, _ = load_eval_tensors(source, resolution=m.e_resolution, channels=m.channels, limit=n)
+    x_g, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels, limit=n)
+    with torch.no_grad():
+        rec = torch.cat([loaded.G(loaded.E(x_e[i : i + 200].to(device)).mu).float().cpu()
+                         for i in range(0, x_e.shape[0], 200)])
+    if grid is not None:
+        from .pictures import reconstruction_grid
+
+        reconstruction_grid(x_g[:32], rec[:32], grid, ncol=8)
+    return {"rel_l1": relative_l1_error(x_g, rec), "recon_samples": x_g.shape[0]}
+
+
+def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", split: str = "test",
+             fid_samples: int = 10000, probe_steps: int = 5000, features: tuple[str, ...] = ("avepool", "bn-crelu"),
+             train_limit: int | None = None, inception_weights: str | None = None, data_dir: str | None = None,
+             device: str | None = None, progress: bool = True, pictures: bool = True) -> dict:
+    """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready)."""
+    bad = [m for m in metrics if m not in METRICS]
+    if bad:
+        from ..config import ConfigError
+
+        raise ConfigError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    loaded = load_models(target, which, device)
+    cfg = loaded.cfg
+    res: dict = {"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
+                 "split": split, "timings_s": {}}
+    pics = loaded.run_dir / "eval" if pictures else None
+    need_e = {"linear", "linear-paper", "knn", "recon"} & set(metrics)
+    if need_e and loaded.E is None:
+        res["note"] = f"{cfg.variant} has no encoder: {', '.join(sorted(need_e))} skipped"
+        metrics = [m for m in metrics if m not in need_e]
+    if {"linear", "linear-paper", "knn"} & set(metrics):
+        t0 = time.monotonic()
+        kw = dict(data_dir=data_dir, device=device, progress=progress)
+        tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, **kw)
+        va_f, va_y = cached_features(loaded, "train_val", **kw)
+        te_f, te_y = cached_features(loaded, split, **kw)
+        res["timings_s"]["features"] = time.monotonic() - t0
+        res["feature_dim"] = tr_f.shape[1]
+        num_classes = int(max(tr_y.max(), te_y.max())) + 1
+        for mode in ("linear", "linear-paper"):
+            if mode not in metrics:
+                continue
+            t0 = time.monotonic()
+            for feat in features:
+                r = _probe(tr_f, tr_y, va_f, va_y, te_f, te_y, num_classes, steps=probe_steps, feature=feat,
+                           sweep=mode == "linear-paper")
+                tag = "linear" if mode == "linear" else "linear_sweep"
+                for k, v in r.items():
+                    res[f"{tag}_{feat.replace('-', '_')}_{k}"] = v
+            res["timings_s"][mode] = time.monotonic() - t0
+        if "knn" in metrics:
+            from .knn import knn_table
+
+            t0 = time.monotonic()
+            res.update({f"knn_{k}": v for k, v in knn_table(tr_f, tr_y, te_f, te_y).items()})
+            res["timings_s"]["knn"] = time.monotonic() - t0
+            if pics is not None and bdist.info().is_main:
+                _neighbour_picture(loaded, tr_f, te_f, split, pics / "neighbours.png", data_dir)
+    if "recon" in metrics:
+        t0 = time.monotonic()
+        res.update(reconstruction_metrics(loaded, split, data_dir=data_dir, device=device,
+                                          grid=pics / "reconstructions.png" if pics else None))
+        res["timings_s"]["recon"] = time.monotonic() - t0
+    gen_metrics = {"fid", "kid", "is"} & set(metrics)
+    if gen_metrics:
+        from .generative import generate, generation_metrics
+
+        t0 = time.monotonic()
+        res.update(generation_metrics(cfg, loaded.G, n=fid_samples, metrics=gen_metrics,
+                                      inception_weights=inception_weights, data_dir=data_dir, device=device,
+                                      progress=progress))
+        res["timings_s"]["generation"] = time.monotonic() - t0
+        if pics is not None and bdist.info().is_main:
+            from .pictures import save_grid
+
+            save_grid(generate(loaded.G, 64, z_dim=cfg.model.z_dim, prior=cfg.model.prior, device=device),
+                      pics / "samples.png", nrow=8)
+    if pics is not None and loaded.E is not None and bdist.info().is_main:
+        from .pictures import filter_grid
+
+        first = next(mod for mod in loaded.E.modules() if isinstance(mod, torch.nn.Conv2d))
+        filter_grid(first.weight.detach().cpu(), pics / "filters.png")
+    return res
+
+
+def _neighbour_picture(loaded: Loaded, tr_f, te_f, split, path, data_dir) -> None:
+    """Nearest training neighbours (D1) of the first 8 query images (App. C, Fig. 12)."""
+    from ..data import load_eval_tensors, open_source
+    from .knn import knn_neighbours
+    from .pictures import neighbours_grid
+
+    cfg = loaded.cfg
+    d, m = cfg.data, cfg.model
+    kw = dict(train_val_size=d.train_val_size, seed=cfg.train.seed)
+    q_src = open_source(d.source, data_dir or d.data_dir, split, **kw)
+    t_src = open_source(d.source, data_dir or d.data_dir, "train_sub", **kw)
+    from ..data import eval_transform, match_channels
+
+    _, nn_idx = knn_neighbours(tr_f, te_f[:8], 7, 1)  # [8, 7] training indices, nearest first
+    q, _ = load_eval_tensors(q_src, resolution=m.resolution, channels=m.channels, limit=8)
+    neigh = torch.stack([torch.stack([eval_transform(t_src[int(j)][0], m.resolution) for j in row])
+                         for row in nn_idx])
+    neigh = match_channels(neigh, m.channels)
+    neighbours_grid(q, neigh, path)
+
+
+def format_table(res: dict) -> str:
+    rows = [(k, v) for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    width = max((len(k) for k, _ in rows), default=10)
+    lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -----"]
+    for k, v in rows:
+        lines.append(f"{k:<{width}}  {v:.4f}" if isinstance(v, float) else f"{k:<{width}}  {v}")
+    return "\n".join(lines)
+
+
+def evaluate_cli(args) -> int:
+    bdist.init(args.device)
+    feats = ("avepool", "bn-crelu") if args.feature == "both" else (args.feature,)
+    res = evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
+                   split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
+                   train_limit=args.train_limit, inception_weights=args.inception_weights,
+                   data_dir=args.data_dir, device=args.device)
+    if bdist.info().is_main:
+        print(format_table(res))
+        out = Path(args.json) if args.json else Path(res["checkpoint"]).parent.parent / "eval.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(res, indent=2))
+        print(f"results: {out}")
+    return 0

@@ -1,0 +1,172 @@
+"""Training: tiny runs of several variants, exact resume (also after SIGKILL), atomic checkpoints, SIGTERM,
+NaN detection, and refusal of malicious checkpoint files."""
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from bigbigan.presets import resolve
+from bigbigan.train.checkpoint import CheckpointError, atomic_save, list_checkpoints, load_file, load_latest
+from bigbigan.train.loop import Trainer, TrainingError
+from bigbigan.train.run import build_stream, run_training
+
+FAST = ["train.image_every=1000", "train.log_every=1", "train.ckpt_every=1000", "data.train_val_size=100"]
+
+
+def tiny(variant="base", *extra):
+    return resolve("tiny", variant, FAST + list(extra))
+
+
+def params(state):
+    return {f"{m}.{k}": v for m in ("G", "D", "E") if m in state for k, v in state[m].items()}
+
+
+@pytest.mark.parametrize("variant", ["base", "no-unaries", "deterministic-e", "no-e-gan", "high-res-e-256"])
+def test_tiny_run_trains_and_checkpoints(tmp_path, variant):
+    summary = run_training(tiny(variant, "train.steps=2"), tmp_path, progress=False, device="cpu")
+    assert summary["step"] == 2
+    state = load_latest(tmp_path)
+    assert state["step"] == 2 and ("E" in state) == (variant != "no-e-gan")
+    lines = (tmp_path / "stats.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and "loss/D" in lines[0]
+    assert (tmp_path / "ema.safetensors").is_file() and (tmp_path / "config.yaml").is_file()
+
+
+def test_training_changes_weights_and_ema_lags(tmp_path):
+    cfg = tiny("base", "train.steps=3")
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    g0 = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    trainer.fit()
+    g1 = trainer.G.state_dict()
+    assert any(not torch.equal(g0[k], g1[k]) for k in g0 if "weight" in k)
+    ema = trainer.ema_G.model.state_dict()
+    assert any(not torch.equal(ema[k], g1[k]) for k in g1 if k.endswith("weight"))
+
+
+def test_resume_continues_bitwise_identically(tmp_path):
+    full = run_training(tiny("base", "train.steps=4"), tmp_path / "a", progress=False)
+    run_training(tiny("base", "train.steps=2"), tmp_path / "b", progress=False)
+    run_training(tiny("base", "train.steps=4"), tmp_path / "b", progress=False)
+    a, b = load_latest(tmp_path / "a"), load_latest(tmp_path / "b")
+    assert full["step"] == b["step"] == 4
+    for k, v in params(a).items():
+        assert torch.equal(v, params(b)[k]), k
+    assert torch.equal(a["G_ema"]["model"]["linear.weight"], b["G_ema"]["model"]["linear.weight"])
+
+
+def _cli(out, steps, *extra):
+    return [sys.executable, "-m", "bigbigan", "train", "--scale", "tiny", "--out", str(out), "--steps", str(steps),
+            "--no-progress", "--set", "train.ckpt_every=1", "--set", "train.image_every=1000",
+            "--set", "data.train_val_size=100", *extra]
+
+
+def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_cli(tmp_path / "ref", 8), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(_cli(tmp_path / "run", 8), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list_checkpoints(tmp_path / "run")) < 1:
+        time.sleep(0.05)
+    while time.time() < deadline and list_checkpoints(tmp_path / "run")[-1][0] < 3 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = list_checkpoints(tmp_path / "run")[-1][0]
+    assert killed_at < 8, "the run finished before it could be killed"
+    subprocess.run(_cli(tmp_path / "run", 8), check=True, env=env, capture_output=True)
+    a, b = load_latest(tmp_path / "ref"), load_latest(tmp_path / "run")
+    assert b["step"] == 8
+    for k, v in params(a).items():
+        assert torch.equal(v, params(b)[k]), k
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    proc = subprocess.Popen(_cli(tmp_path, 100000, "--set", "train.ckpt_every=100000"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (tmp_path / "stats.jsonl").is_file():
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "SIGTERM" in out + err
+    state = load_latest(tmp_path)
+    assert state is not None and state["step"] >= 1
+
+
+def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    cfg = tiny("base", "train.steps=1")
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    trainer.fit()
+    good = list_checkpoints(tmp_path)
+    assert [s for s, _ in good] == [1]
+
+    def dying_save(obj, f, *a, **k):  # writes part of the file, then the process "dies"
+        f.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", dying_save)
+    trainer.step = 2
+    with pytest.raises(KeyboardInterrupt):
+        trainer.save()
+    monkeypatch.undo()
+    assert [s for s, _ in list_checkpoints(tmp_path)] == [1]
+    assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert load_latest(tmp_path)["step"] == 1
+
+
+def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+    cfg = tiny("base", "train.steps=6", "train.ckpt_every=2")
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    original = trainer.phase_loss
+
+    def poisoned(phase, batch):
+        loss = original(phase, batch)
+        return loss * float("nan") if trainer.step >= 3 else loss
+
+    trainer.phase_loss = poisoned
+    with pytest.raises(TrainingError, match="non-finite"):
+        trainer.fit()
+    state = load_latest(tmp_path)
+    assert state["step"] == 2
+    assert all(torch.isfinite(v).all() for v in params(state).values() if v.is_floating_point())
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_malicious_pickle_checkpoint_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "checkpoints" / "ckpt-00000001.pt"
+    path.parent.mkdir()
+    with open(path, "wb") as f:
+        pickle.dump({"config": {}, "step": 1, "x": Evil()}, f)
+    with pytest.raises(CheckpointError, match="cannot load checkpoint"):
+        load_file(path)
+    assert not (tmp_path / "pwned").exists()
+    with pytest.warns(UserWarning, match="skipping unreadable checkpoint"):
+        assert load_latest(tmp_path) is None
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_resume_with_other_settings_is_refused(tmp_path):
+    from bigbigan.cli import main
+
+    assert main(["train", "--scale", "tiny", "--out", str(tmp_path), "--steps", "1", "--no-progress"]) == 0
+    assert main(["train", "--scale", "tiny", "--out", str(tmp_path), "--steps", "2", "--no-progress",
+                 "--set", "optim.lr_g=1"]) == 2
+
+
+def test_atomic_save_roundtrip(tmp_path):
+    atomic_save({"config": {}, "step": 3, "t": torch.arange(3)}, tmp_path / "x.pt")
+    assert torch.equal(load_file(tmp_path / "x.pt")["t"], torch.arange(3))
