@@ -26,6 +26,36 @@ def _probe(train_f, train_y, val_f, val_y, test_f, test_y, num_classes, *, steps
     return {"top1": r.top1, "top5": r.top5, "train_val_top1": r.val_top1, "lr": r.lr, "step": r.steps}
 
 
+def representation_metrics(train, val, test, metrics, *, probe_steps: int = 5000,
+                           features: tuple[str, ...] = ("avepool", "bn-crelu"), timings: dict | None = None) -> dict:
+    """Linear probes (fast and lr-sweep) and the k-NN table from (features, labels) of train, train_val, test.
+
+    Shared by ``bigbigan eval`` and the benchmarks' baselines (raw pixels, random and supervised encoders).
+    """
+    (tr_f, tr_y), (va_f, va_y), (te_f, te_y) = train, val, test
+    timings = {} if timings is None else timings
+    res: dict = {"feature_dim": tr_f.shape[1]}
+    num_classes = int(max(tr_y.max(), te_y.max())) + 1
+    for mode in ("linear", "linear-paper"):
+        if mode not in metrics:
+            continue
+        t0 = time.monotonic()
+        for feat in features:
+            r = _probe(tr_f, tr_y, va_f, va_y, te_f, te_y, num_classes, steps=probe_steps, feature=feat,
+                       sweep=mode == "linear-paper")
+            tag = "linear" if mode == "linear" else "linear_sweep"
+            for k, v in r.items():
+                res[f"{tag}_{feat.replace('-', '_')}_{k}"] = v
+        timings[mode] = time.monotonic() - t0
+    if "knn" in metrics:
+        from .knn import knn_table
+
+        t0 = time.monotonic()
+        res.update({f"knn_{k}": v for k, v in knn_table(tr_f, tr_y, te_f, te_y).items()})
+        timings["knn"] = time.monotonic() - t0
+    return res
+
+
 def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_dir: str | None = None,
                            device="cpu", grid: Path | None = None) -> dict:
     """Relative L1 error of G(E(x)) (App. B) on the first ``n`` images of ``split``; E's mean as the latent."""
@@ -75,27 +105,10 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         va_f, va_y = cached_features(loaded, "train_val", **kw)
         te_f, te_y = cached_features(loaded, split, **kw)
         res["timings_s"]["features"] = time.monotonic() - t0
-        res["feature_dim"] = tr_f.shape[1]
-        num_classes = int(max(tr_y.max(), te_y.max())) + 1
-        for mode in ("linear", "linear-paper"):
-            if mode not in metrics:
-                continue
-            t0 = time.monotonic()
-            for feat in features:
-                r = _probe(tr_f, tr_y, va_f, va_y, te_f, te_y, num_classes, steps=probe_steps, feature=feat,
-                           sweep=mode == "linear-paper")
-                tag = "linear" if mode == "linear" else "linear_sweep"
-                for k, v in r.items():
-                    res[f"{tag}_{feat.replace('-', '_')}_{k}"] = v
-            res["timings_s"][mode] = time.monotonic() - t0
-        if "knn" in metrics:
-            from .knn import knn_table
-
-            t0 = time.monotonic()
-            res.update({f"knn_{k}": v for k, v in knn_table(tr_f, tr_y, te_f, te_y).items()})
-            res["timings_s"]["knn"] = time.monotonic() - t0
-            if pics is not None and bdist.info().is_main:
-                _neighbour_picture(loaded, tr_f, te_f, split, pics / "neighbours.png", data_dir)
+        res.update(representation_metrics((tr_f, tr_y), (va_f, va_y), (te_f, te_y), metrics,
+                                          probe_steps=probe_steps, features=features, timings=res["timings_s"]))
+        if "knn" in metrics and pics is not None and bdist.info().is_main:
+            _neighbour_picture(loaded, tr_f, te_f, split, pics / "neighbours.png", data_dir)
     if "recon" in metrics:
         t0 = time.monotonic()
         res.update(reconstruction_metrics(loaded, split, data_dir=data_dir, device=device,
