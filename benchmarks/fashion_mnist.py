@@ -37,18 +37,18 @@ METRICS = ["linear", "linear-paper", "knn"]
 
 def splits(cfg):
     d = cfg.data
-    kw = dict(train_val_size=d.train_val_size, seed=cfg.train.seed)
+    kw = {"train_val_size": d.train_val_size, "seed": cfg.train.seed}
     return {s: open_source(d.source, d.data_dir, s, **kw) for s in ("train_sub", "train_val", "test")}
 
 
 def encoder_metrics(E, cfg, srcs, probe_steps) -> dict:
-    kw = dict(resolution=cfg.model.e_resolution, channels=cfg.model.channels)
+    kw = {"resolution": cfg.model.e_resolution, "channels": cfg.model.channels}
     feats = [extract_features(E.eval(), srcs[s], desc=f"features {s}", **kw) for s in srcs]
     return representation_metrics(*feats, METRICS, probe_steps=probe_steps)
 
 
 def pixel_metrics(cfg, srcs, probe_steps) -> dict:
-    kw = dict(resolution=cfg.model.resolution, channels=cfg.model.channels)
+    kw = {"resolution": cfg.model.resolution, "channels": cfg.model.channels}
     feats = []
     for s in srcs:
         x, y = load_eval_tensors(srcs[s], **kw)

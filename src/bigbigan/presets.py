@@ -21,15 +21,15 @@ class Scaled:
     factor: float
 
     def __call__(self, current: Any) -> int:
-        return int(round(current * self.factor))
+        return round(current * self.factor)
 
 
 # Fields that differ from Config() (the paper's imagenet128 sizes) at each scale.
 SCALES: dict[str, tuple[str, dict[str, Any]]] = {
     "imagenet128": ("the paper's sizes: G/D ch 96 at 128 px, E ResNet-v2-50, H/J 2048 wide, batch 2048", {}),
     "small32": (
-        "Fashion-MNIST-sized, thousands of iterations per hour on 2 CPU cores: 32 px grayscale, G/D ch 16, "
-        "E ResNet-v2 (1,1,1,1) base width 16, H/J 256 wide, batch 32",
+        ("Fashion-MNIST-sized, thousands of iterations per hour on 2 CPU cores: 32 px grayscale, G/D ch 16, "
+        "E ResNet-v2 (1,1,1,1) base width 16, H/J 256 wide, batch 32"),
         {
             "model.z_dim": 64,
             "model.channels": 1,

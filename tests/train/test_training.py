@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -170,3 +169,15 @@ def test_resume_with_other_settings_is_refused(tmp_path):
 def test_atomic_save_roundtrip(tmp_path):
     atomic_save({"config": {}, "step": 3, "t": torch.arange(3)}, tmp_path / "x.pt")
     assert torch.equal(load_file(tmp_path / "x.pt")["t"], torch.arange(3))
+
+
+def test_bf16_iteration_on_cpu(tmp_path):
+    cfg = tiny("base", "train.steps=2", "train.precision=bf16")
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    g0 = trainer.G.linear.weight.clone()
+    trainer.fit()
+    state = load_latest(tmp_path)
+    assert state["step"] == 2
+    assert all(v.dtype == torch.float32 for v in params(state).values() if v.is_floating_point())  # fp32 weights
+    assert not torch.equal(g0, trainer.G.linear.weight)
+    assert all(torch.isfinite(v).all() for v in params(state).values() if v.is_floating_point())

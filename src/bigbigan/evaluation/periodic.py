@@ -24,7 +24,7 @@ class PeriodicEval:
 
         d = cfg.data
         self.cfg = cfg
-        kw = dict(train_val_size=d.train_val_size, seed=cfg.train.seed)
+        kw = {"train_val_size": d.train_val_size, "seed": cfg.train.seed}
         self.train_src = open_source(d.source, d.data_dir, "train_sub", **kw)
         self.val_src = open_source(d.source, d.data_dir, "train_val", **kw)
         self.train_images = train_images
@@ -39,8 +39,8 @@ class PeriodicEval:
         rec: dict = {"step": trainer.step}
         if trainer.ema_E is not None and self.train_src.num_classes:
             E = trainer.ema_E.model
-            kw = dict(resolution=cfg.model.e_resolution, channels=cfg.model.channels, device=trainer.device,
-                      progress=False)
+            kw = {"resolution": cfg.model.e_resolution, "channels": cfg.model.channels, "device": trainer.device,
+                      "progress": False}
             tr_f, tr_y = extract_features(E, self.train_src, limit=self.train_images, **kw)
             va_f, va_y = extract_features(E, self.val_src, **kw)
             with torch.enable_grad():

@@ -100,7 +100,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         metrics = [m for m in metrics if m not in need_e]
     if {"linear", "linear-paper", "knn"} & set(metrics):
         t0 = time.monotonic()
-        kw = dict(data_dir=data_dir, device=device, progress=progress)
+        kw = {"data_dir": data_dir, "device": device, "progress": progress}
         tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, **kw)
         va_f, va_y = cached_features(loaded, "train_val", **kw)
         te_f, te_y = cached_features(loaded, split, **kw)
@@ -144,7 +144,7 @@ def _neighbour_picture(loaded: Loaded, tr_f, te_f, split, path, data_dir) -> Non
 
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
-    kw = dict(train_val_size=d.train_val_size, seed=cfg.train.seed)
+    kw = {"train_val_size": d.train_val_size, "seed": cfg.train.seed}
     q_src = open_source(d.source, data_dir or d.data_dir, split, **kw)
     t_src = open_source(d.source, data_dir or d.data_dir, "train_sub", **kw)
     from ..data import eval_transform, match_channels

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass
@@ -94,7 +95,7 @@ class Trainer:
                 m.to(memory_format=torch.channels_last)
         self.ema_G = EMA(self.G, o.ema_decay, o.ema_warmup)
         self.ema_E = EMA(self.E, o.ema_decay, o.ema_warmup) if self.E is not None else None
-        adam = dict(betas=(o.beta1, o.beta2), eps=o.adam_eps)
+        adam = {"betas": (o.beta1, o.beta2), "eps": o.adam_eps}
         if self.device.type == "cuda":
             adam["fused"] = True
         else:
@@ -272,7 +273,7 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------------------------------------
 
-    def _handle_signal(self, signum, frame) -> None:  # noqa: ARG002
+    def _handle_signal(self, signum, frame) -> None:
         self._stop_signal = signal.Signals(signum).name
 
     def _should_stop_by_signal(self) -> bool:
@@ -324,6 +325,7 @@ class Trainer:
                     reason = self._stop_signal or "signal"
                     break
                 self.train_iteration()
+                self._maybe_inject_fault()
                 if bar is not None:
                     bar.update(1)
                 if self.step % t.log_every == 0:
@@ -357,6 +359,16 @@ class Trainer:
         self.log(f"stopped at step {self.step} ({reason}); {summary['iterations']} iterations in {elapsed:.0f} s; "
                  f"checkpoint {path}")
         return summary
+
+    def _maybe_inject_fault(self) -> None:
+        """BIGBIGAN_FAULT_INJECT="RANK:STEP" kills that rank at that step on torchrun's first attempt: the test
+        of elastic restarts (--max-restarts) uses it to show that a restarted job resumes and finishes."""
+        spec = os.environ.get("BIGBIGAN_FAULT_INJECT")
+        if not spec or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
+            return
+        rank, step = (int(v) for v in spec.split(":"))
+        if rank == self.info.rank and step == self.step:
+            os._exit(17)
 
     def _rates(self, start: float, start_step: int) -> dict:
         dt = max(time.monotonic() - start, 1e-9)
