@@ -1,0 +1,58 @@
+"""`bigbigan eval` and `bigbigan report` on a tiny run, and periodic evaluation with the best checkpoint."""
+
+import base64
+import io
+import json
+import re
+
+from PIL import Image
+
+from bigbigan.cli import main
+from bigbigan.presets import resolve
+from bigbigan.train.checkpoint import best_checkpoint, list_checkpoints
+from bigbigan.train.run import run_training
+
+
+def _train(out, *extra):
+    cfg = resolve("tiny", "base", ["train.steps=4", "data.train_val_size=100", "train.image_every=2", *extra])
+    run_training(cfg, out, progress=False)
+
+
+def test_eval_writes_table_and_json_and_report_embeds_loadable_images(tmp_path, capsys):
+    run = tmp_path / "run"
+    _train(run)
+    assert main(["eval", str(run), "--metrics", "linear,knn,recon", "--probe-steps", "50", "--json",
+                 str(tmp_path / "e.json")]) == 0
+    out = capsys.readouterr().out
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert "linear_avepool_top1" in out and "knn_d1_k25_top1" in out
+    for key in ("linear_avepool_top1", "linear_bn_crelu_top1", "knn_d1_k5_top1", "knn_d2_k50_top5", "rel_l1"):
+        assert 0.0 <= res[key] <= 2.0, key
+    assert res["knn_d1_k5_top1"] > 0.3  # digits, 10 classes: k-NN on even a barely trained encoder beats chance
+    assert (run / "eval" / "neighbours.png").is_file() and (run / "eval" / "filters.png").is_file()
+    (run / "eval.json").write_text((tmp_path / "e.json").read_text())
+    assert main(["report", str(run)]) == 0
+    html = (run / "report" / "index.html").read_text()
+    srcs = re.findall(r'<img[^>]*src="([^"]+)"', html)
+    assert len(srcs) >= 5  # curves, samples, reconstructions, neighbours, filters
+    for src in srcs:
+        assert src.startswith("data:image/png;base64,")
+        Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()
+    assert "linear_avepool_top1" in html
+
+
+def test_eval_of_a_missing_run_is_one_line(tmp_path, capsys):
+    assert main(["eval", str(tmp_path / "nope")]) == 2
+    assert "neither a run directory nor a checkpoint" in capsys.readouterr().err
+
+
+def test_periodic_eval_logs_metrics_and_marks_best_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    _train(run, "train.eval_every=2", "train.keep_ckpts=1")
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [2, 4]
+    assert all(0 <= r["train_val_top1"] <= 1 for r in lines)
+    best = best_checkpoint(run)
+    assert best["value"] == max(r["train_val_top1"] for r in lines)
+    kept = [p.name for _, p in list_checkpoints(run)]
+    assert best["checkpoint"] in kept  # rotation (keep 1) never deletes the best
