@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..objective import Scores
-from .layers import ResidualMLP, SelfAttention, conv, linear
+from .layers import ResidualMLP, SelfAttention, conv, init_orthogonal, linear
 
 # Output width multipliers (x ch) and whether each block halves the resolution (BigGAN's D architectures).
 D_ARCH: dict[int, tuple[tuple[int, ...], tuple[bool, ...]]] = {
@@ -106,11 +106,7 @@ class Discriminator(nn.Module):
         self.theta_x = linear(self.F.out_dim, 1, sn=True) if "x" in terms else None
         self.theta_z = linear(mlp_width, 1, sn=True) if "z" in terms else None
         self.theta_xz = linear(mlp_width, 1, sn=True) if "xz" in terms else None
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.orthogonal_(m.weight)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_orthogonal(self)
 
     def forward(self, x: Tensor, z: Tensor | None = None) -> Scores:
         fx = self.F(x)  # [B, F_dim]

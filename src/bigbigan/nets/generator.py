@@ -11,7 +11,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .layers import ConditionalBatchNorm2d, CrossReplicaBatchNorm2d, SelfAttention, conv, linear
+from .layers import (
+    ConditionalBatchNorm2d,
+    CrossReplicaBatchNorm2d,
+    SelfAttention,
+    conv,
+    init_orthogonal,
+    linear,
+)
 
 # Channel multipliers (x ch) from the 4x4 input up to the output resolution, as BigGAN's architectures:
 # entry i is the width at resolution 4 * 2**i. 32, 16 and 8 follow BigGAN's CIFAR layout (constant width).
@@ -81,14 +88,7 @@ class Generator(nn.Module):
                 self.attn[str(i)] = SelfAttention(widths[i + 1])
         self.out_bn = CrossReplicaBatchNorm2d(widths[-1], eps=1e-4)
         self.out_conv = conv(widths[-1], channels, 3, sn=True)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                nn.init.orthogonal_(m.weight)  # BigGAN's initialisation
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_orthogonal(self)
 
     def forward(self, z: Tensor) -> Tensor:
         zs = torch.split(z, self.chunks, dim=1)

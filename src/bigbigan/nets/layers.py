@@ -77,6 +77,15 @@ def linear(in_f: int, out_f: int, *, sn: bool, bias: bool = True) -> nn.Linear:
     return (SNLinear if sn else nn.Linear)(in_f, out_f, bias=bias)
 
 
+def init_orthogonal(module: nn.Module) -> None:
+    """BigGAN's initialisation: orthogonal weights and zero biases for every conv and linear layer."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.orthogonal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 def _world() -> int:
     if os.environ.get("BIGBIGAN_PLAIN_BN"):  # per-replica statistics: only for the test that shows the difference
         return 1
