@@ -32,7 +32,7 @@ from bigbigan.train.loop import build_models
 from bigbigan.train.run import run_training
 
 ROOT = Path(__file__).resolve().parent
-METRICS = ["linear", "linear-paper", "knn"]
+METRICS = ["linear", "linear-sweep", "knn"]
 
 
 def splits(cfg):

@@ -179,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     ep = sub.add_parser("eval", help="evaluate a run or checkpoint (EMA models)")
     ep.add_argument("target", help="run directory or checkpoint file")
     ep.add_argument("--metrics", default="linear,knn,fid,kid,recon",
-                    help="comma list of linear, linear-paper, knn, fid, kid, is, recon (default: %(default)s)")
+                    help="comma list of linear (fast probe on cached features), linear-sweep (lr sweep, train_val selection), linear-paper (Table 1 protocol with augmentation), knn, fid, kid, is, recon (default: %(default)s)")
     ep.add_argument("--json", help="write the results as JSON to this file (default RUN_DIR/eval.json)")
     ep.add_argument("--checkpoint", choices=["latest", "best"], default="latest", help="which checkpoint of a run")
     ep.add_argument("--split", default="test", help="query split: test or train_val (default test)")

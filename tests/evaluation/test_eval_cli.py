@@ -21,20 +21,21 @@ def _train(out, *extra):
 def test_eval_writes_table_and_json_and_report_embeds_loadable_images(tmp_path, capsys):
     run = tmp_path / "run"
     _train(run)
-    assert main(["eval", str(run), "--metrics", "linear,knn,recon", "--probe-steps", "50", "--json",
+    assert main(["eval", str(run), "--metrics", "linear,linear-paper,knn,recon", "--probe-steps", "50", "--json",
                  str(tmp_path / "e.json")]) == 0
     out = capsys.readouterr().out
     res = json.loads((tmp_path / "e.json").read_text())
     assert "linear_avepool_top1" in out and "knn_d1_k25_top1" in out
-    for key in ("linear_avepool_top1", "linear_bn_crelu_top1", "knn_d1_k5_top1", "knn_d2_k50_top5", "rel_l1"):
+    for key in ("linear_avepool_top1", "linear_paper_avepool_top1", "linear_bn_crelu_top1", "knn_d1_k5_top1", "knn_d2_k50_top5", "rel_l1"):
         assert 0.0 <= res[key] <= 2.0, key
     assert res["knn_d1_k5_top1"] > 0.3  # digits, 10 classes: k-NN on even a barely trained encoder beats chance
-    assert (run / "eval" / "neighbours.png").is_file() and (run / "eval" / "filters.png").is_file()
+    for name in ("neighbours.png", "filters.png", "reconstructions.png", "interpolations.png"):
+        assert (run / "eval" / name).is_file(), name
     (run / "eval.json").write_text((tmp_path / "e.json").read_text())
     assert main(["report", str(run)]) == 0
     html = (run / "report" / "index.html").read_text()
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', html)
-    assert len(srcs) >= 5  # curves, samples, reconstructions, neighbours, filters
+    assert len(srcs) >= 6  # curves, samples, reconstructions, interpolations, neighbours, filters
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).verify()

@@ -1,7 +1,9 @@
 """Scale-out on CPU with gloo: 1 process and 2 torchrun processes give the same parameters and optimiser
 states after 3 iterations (cross-replica BN, global-batch noise and data), and plain BN would not."""
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -56,3 +58,19 @@ def test_killed_rank_restarts_and_resumes_under_max_restarts(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resumed" in r.stdout + r.stderr  # the second attempt started from a checkpoint, not from scratch
     assert load_latest(out)["step"] == 4
+
+
+def test_evaluation_under_torchrun_matches_one_process(tmp_path):
+    run = tmp_path / "run"
+    _run(run, 1)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ev = ["-m", "bigbigan", "eval", str(run), "--metrics", "linear,knn", "--probe-steps", "30",
+          "--feature", "avepool"]
+    for name, pre in (("one", []), ("two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"])):
+        cmd = [sys.executable, *pre, *ev, "--json", str(tmp_path / f"{name}.json")]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert r.returncode == 0, r.stderr[-3000:]
+        shutil.rmtree(run / "features", ignore_errors=True)  # the second run extracts again (sharded)
+    one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
+    for key in ("linear_avepool_top1", "knn_d1_k5_top1", "knn_d2_k25_top1"):
+        assert abs(one[key] - two[key]) < 1e-6, key

@@ -77,6 +77,7 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
             shutil.copyfile(p, dst)
             figures.append((dst, f"{caption} (step {int(p.stem.split('-')[-1])})"))
     for name, caption in (("samples.png", "evaluation samples"), ("reconstructions.png", "test reconstructions"),
+                          ("interpolations.png", "latent interpolations G((1-t) E(x_a) + t E(x_b))"),
                           ("neighbours.png", "nearest training neighbours (D1) of test images"),
                           ("filters.png", "first-layer encoder filters")):
         p = run / "eval" / name

@@ -11,7 +11,7 @@ import torch
 from .. import dist as bdist
 from .features import Loaded, cached_features, load_models
 
-METRICS = ("linear", "linear-paper", "knn", "fid", "kid", "is", "recon")
+METRICS = ("linear", "linear-sweep", "linear-paper", "knn", "fid", "kid", "is", "recon")
 
 
 def _probe(train_f, train_y, val_f, val_y, test_f, test_y, num_classes, *, steps, feature, sweep=False, seed=0):
@@ -36,14 +36,14 @@ def representation_metrics(train, val, test, metrics, *, probe_steps: int = 5000
     timings = {} if timings is None else timings
     res: dict = {"feature_dim": tr_f.shape[1]}
     num_classes = int(max(tr_y.max(), te_y.max())) + 1
-    for mode in ("linear", "linear-paper"):
+    for mode in ("linear", "linear-sweep"):
         if mode not in metrics:
             continue
         t0 = time.monotonic()
         for feat in features:
             r = _probe(tr_f, tr_y, va_f, va_y, te_f, te_y, num_classes, steps=probe_steps, feature=feat,
-                       sweep=mode == "linear-paper")
-            tag = "linear" if mode == "linear" else "linear_sweep"
+                       sweep=mode == "linear-sweep")
+            tag = mode.replace("-", "_")
             for k, v in r.items():
                 res[f"{tag}_{feat.replace('-', '_')}_{k}"] = v
         timings[mode] = time.monotonic() - t0
@@ -54,6 +54,42 @@ def representation_metrics(train, val, test, metrics, *, probe_steps: int = 5000
         res.update({f"knn_{k}": v for k, v in knn_table(tr_f, tr_y, te_f, te_y).items()})
         timings["knn"] = time.monotonic() - t0
     return res
+
+
+def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data_dir: str | None = None,
+                    limit: int | None = None, lr: float = 0.01, batch_size: int = 256) -> dict:
+    """The Table 1 probe protocol (App. A): zero init, Adam lr 0.01, EMA 0.9999, ``steps`` steps, with every
+    minibatch freshly augmented (the run's training augmentation) and encoded by the frozen EMA E; selection on
+    train_val. In-memory sources only (the augmentation is batched on the uint8 tensor)."""
+    from ..data import open_source
+    from ..data.transforms import crop_batch, match_channels, sample_crops
+    from .linear_probe import train_linear_probe
+
+    cfg = loaded.cfg
+    d, m = cfg.data, cfg.model
+    src = open_source(d.source, data_dir or d.data_dir, "train_sub", train_val_size=d.train_val_size,
+                      seed=cfg.train.seed)
+    tensors = src.as_tensors()
+    if tensors is None:
+        return {"linear_paper_note": f"{d.source} is not held in memory: augmented probe skipped"}
+    images, labels = tensors
+    if limit is not None:
+        images, labels = images[:limit], labels[:limit]
+    gen = torch.Generator().manual_seed(cfg.train.seed)
+    augment = d.augment if d.augment != "none" else "flip"
+
+    @torch.no_grad()
+    def features(idx):
+        boxes, flips = sample_crops(idx.numel(), images.shape[2], images.shape[3], augment, gen)
+        x = match_channels(crop_batch(images[idx], boxes, flips, m.e_resolution), m.channels)
+        return loaded.E.features(x.to(device)).float().cpu()
+
+    placeholder = torch.zeros(images.shape[0], loaded.E.feature_dim)  # rows come from ``features``
+    r = train_linear_probe(placeholder, labels, test[0], test[1], num_classes=int(labels.max()) + 1, steps=steps,
+                           lr=lr, batch_size=batch_size, val_x=val[0], val_y=val[1], seed=cfg.train.seed,
+                           augment_fn=features)
+    return {"linear_paper_avepool_top1": r.top1, "linear_paper_avepool_top5": r.top5,
+            "linear_paper_avepool_train_val_top1": r.val_top1, "linear_paper_avepool_step": r.steps}
 
 
 def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_dir: str | None = None,
@@ -75,7 +111,21 @@ def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_di
         from .pictures import reconstruction_grid
 
         reconstruction_grid(x_g[:32], rec[:32], grid, ncol=8)
+        _interpolation_picture(loaded, x_e[:10], grid.with_name("interpolations.png"), device)
     return {"rel_l1": relative_l1_error(x_g, rec), "recon_samples": x_g.shape[0]}
+
+
+@torch.no_grad()
+def _interpolation_picture(loaded: Loaded, x_e, path: Path, device, steps: int = 8) -> None:
+    """G along straight lines between E(x_a) and E(x_b) for 5 pairs of real images (latent interpolations)."""
+    from .pictures import interpolation_grid
+
+    z = loaded.E(x_e.to(device)).mu  # [2P, z_dim]
+    za, zb = z[0::2], z[1::2]
+    t = torch.linspace(0, 1, steps, device=z.device)[None, :, None]  # [1, S, 1]
+    path_z = (za[:, None] * (1 - t) + zb[:, None] * t).flatten(0, 1)  # [P * S, z_dim]
+    imgs = loaded.G(path_z).float().cpu()
+    interpolation_grid(imgs.view(za.shape[0], steps, *imgs.shape[1:]), path)
 
 
 def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", split: str = "test",
@@ -94,11 +144,11 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     res: dict = {"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
                  "split": split, "timings_s": {}}
     pics = loaded.run_dir / "eval" if pictures else None
-    need_e = {"linear", "linear-paper", "knn", "recon"} & set(metrics)
+    need_e = {"linear", "linear-sweep", "linear-paper", "knn", "recon"} & set(metrics)
     if need_e and loaded.E is None:
         res["note"] = f"{cfg.variant} has no encoder: {', '.join(sorted(need_e))} skipped"
         metrics = [m for m in metrics if m not in need_e]
-    if {"linear", "linear-paper", "knn"} & set(metrics):
+    if {"linear", "linear-sweep", "linear-paper", "knn"} & set(metrics):
         t0 = time.monotonic()
         kw = {"data_dir": data_dir, "device": device, "progress": progress}
         tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, **kw)
@@ -107,6 +157,11 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         res["timings_s"]["features"] = time.monotonic() - t0
         res.update(representation_metrics((tr_f, tr_y), (va_f, va_y), (te_f, te_y), metrics,
                                           probe_steps=probe_steps, features=features, timings=res["timings_s"]))
+        if "linear-paper" in metrics:
+            t0 = time.monotonic()
+            res.update(augmented_probe(loaded, (va_f, va_y), (te_f, te_y), steps=probe_steps, device=device,
+                                       data_dir=data_dir, limit=train_limit))
+            res["timings_s"]["linear-paper"] = time.monotonic() - t0
         if "knn" in metrics and pics is not None and bdist.info().is_main:
             _neighbour_picture(loaded, tr_f, te_f, split, pics / "neighbours.png", data_dir)
     if "recon" in metrics:
