@@ -26,4 +26,4 @@ if ! python -c "import torch, torchvision" >/dev/null 2>&1; then
   python -m pip install -q "torch==${TORCH_VERSION:-2.14.1}" "torchvision==${TORCHVISION_VERSION:-0.29.1}"
 fi
 echo "== installing bigbigan"
-python -m pip install -q -e ".[fid,test]"
+python -m pip install -q -e ".[fid,fast,test]"
