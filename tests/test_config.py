@@ -99,4 +99,4 @@ def test_cli_presets_lists_every_variant(capsys):
     out = capsys.readouterr().out
     assert all(v in out for v in VARIANTS) and all(s in out for s in SCALES)
     assert main(["presets", "--params", "imagenet128", "base"]) == 0
-    assert "70.29" in capsys.readouterr().out  # G at ch 96, 128 px
+    assert "G            70.273 M" in capsys.readouterr().out  # ch 96, 128 px (BigGAN: 70.4M with 0.13M class embedding)
