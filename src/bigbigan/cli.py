@@ -124,7 +124,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 # ---- eval / report / ablate ---------------------------------------------------------------------------------
 
 
-def cmd_eval(args: argparse.Namespace) -> int:
+def cmd_evaluate(args: argparse.Namespace) -> int:
     from .runtime import tune_allocator
 
     tune_allocator()
@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--inception-weights", help="1008-class Inception weights (pt_inception-2015-12-05) for IS")
     ep.add_argument("--data-dir", help="override the run's data directory")
     ep.add_argument("--device", help="cpu or cuda")
-    ep.set_defaults(func=cmd_eval)
+    ep.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of a run")
     rp.add_argument("run_dir")

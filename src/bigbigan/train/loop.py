@@ -124,7 +124,7 @@ class Trainer:
         self._bad = torch.zeros((), dtype=torch.bool, device=self.device)
         self._stop_signal: str | None = None
         self.fixed = None  # fixed z and real images for the periodic grids
-        self.on_eval = None  # callable(trainer) -> dict of metrics, set by the caller
+        self.on_evaluate = None  # callable(trainer) -> dict of metrics, set by the caller
 
     # ---- state -----------------------------------------------------------------------------------------------
 
@@ -335,10 +335,10 @@ class Trainer:
                         bar.set_postfix({k.split("/", 1)[1]: f"{rec[k]:.3f}" for k in ("loss/D", "loss/EG") if k in rec})
                 if self.step % t.image_every == 0 and self.info.is_main:
                     self.save_grids()
-                if t.eval_every and self.step % t.eval_every == 0 and self.on_eval is not None:
+                if t.eval_every and self.step % t.eval_every == 0 and self.on_evaluate is not None:
                     self._check_finite()
                     self.save()
-                    self.on_eval(self)
+                    self.on_evaluate(self)
                 elif self.step % t.ckpt_every == 0:
                     self._check_finite()
                     self.save()

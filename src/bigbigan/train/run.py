@@ -72,5 +72,5 @@ def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None,
     if periodic_eval and cfg.train.eval_every:
         from ..evaluation.periodic import PeriodicEval
 
-        trainer.on_eval = PeriodicEval(cfg)
+        trainer.on_evaluate = PeriodicEval(cfg)
     return trainer.fit()
