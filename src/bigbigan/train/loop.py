@@ -105,6 +105,7 @@ class Trainer:
         if self.E is not None:  # E updated with G's step, with its own learning rate (Sec. 3.1, "up E LR")
             groups.append({"params": list(self.E.parameters()), "lr": o.lr_g * o.e_lr_mult})
         self.opt_ge = torch.optim.Adam(groups, **adam)
+        self._phase_params = {"D": list(self.D.parameters()), "EG": [p for g in groups for p in g["params"]]}
         self.GE = EncoderGenerator(self.G, self.E)
         self.ge_fwd: nn.Module = self.GE
         self.d_fwd: nn.Module = self.D
@@ -256,8 +257,7 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         loss = self.phase_loss(phase, self.next_batch())
         loss.backward()
-        params = [p for g in opt.param_groups for p in g["params"]]
-        gnorm = torch.nn.utils.clip_grad_norm_(params, float("inf"), foreach=True)  # measure only
+        gnorm = torch.nn.utils.clip_grad_norm_(self._phase_params[phase], float("inf"), foreach=True)  # measure only
         self.stats.report(f"grad_norm/{phase}", gnorm)
         opt.step()
 
