@@ -8,19 +8,12 @@ import re
 from PIL import Image
 
 from bigbigan.cli import main
-from bigbigan.presets import resolve
 from bigbigan.train.checkpoint import best_checkpoint, list_checkpoints
-from bigbigan.train.run import run_training
 
 
-def _train(out, *extra):
-    cfg = resolve("tiny", "base", ["train.steps=4", "data.train_val_size=100", "train.image_every=2", *extra])
-    run_training(cfg, out, progress=False)
-
-
-def test_eval_writes_table_and_json_and_report_embeds_loadable_images(tmp_path, capsys):
+def test_eval_writes_table_and_json_and_report_embeds_loadable_images(tmp_path, capsys, train_tiny):
     run = tmp_path / "run"
-    _train(run)
+    train_tiny(run)
     assert main(["eval", str(run), "--metrics", "linear,linear-paper,knn,recon", "--probe-steps", "50", "--json",
                  str(tmp_path / "e.json")]) == 0
     out = capsys.readouterr().out
@@ -47,9 +40,9 @@ def test_eval_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert "neither a run directory nor a checkpoint" in capsys.readouterr().err
 
 
-def test_periodic_eval_logs_metrics_and_marks_best_checkpoint(tmp_path):
+def test_periodic_eval_logs_metrics_and_marks_best_checkpoint(tmp_path, train_tiny):
     run = tmp_path / "run"
-    _train(run, "train.eval_every=2", "train.keep_ckpts=1")
+    train_tiny(run, "train.eval_every=2", "train.keep_ckpts=1")
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [2, 4]
     assert all(0 <= r["train_val_top1"] <= 1 for r in lines)

@@ -30,6 +30,10 @@ def _run(out, nproc, extra_env=None):
 def _max_rel_diff(a: dict, b: dict) -> float:
     worst = 0.0
     for k, v in a.items():
+        if str(k).endswith("sn_u"):
+            # The power-iteration vector: at orthogonal initialisation all singular values are equal, so its
+            # direction is arbitrary and amplifies float-summation-order noise; the weights it scales are compared.
+            continue
         if isinstance(v, dict):
             worst = max(worst, _max_rel_diff(v, b[k]))
         elif isinstance(v, torch.Tensor) and v.is_floating_point():
@@ -42,11 +46,13 @@ def test_two_processes_match_one(tmp_path):
     two = _run(tmp_path / "two", 2)
     assert two["step"] == 3
     assert set(one["G"]) == set(two["G"])  # no DDP prefixes in the keys
+    # Summation order differs between 1 and 2 processes (float noise ~1e-7, amplified by Adam's normalisation
+    # of near-zero gradients); measured worst case 4e-5 in D, against > 0.5 with per-replica BN below.
     for part in ("G", "D", "E", "opt_d", "opt_ge"):
-        assert _max_rel_diff(one[part], two[part]) < 1e-5, part
+        assert _max_rel_diff(one[part], two[part]) < 2e-4, part
     # With per-replica (plain) BN the two runs must differ: the check above is not vacuous.
     plain = _run(tmp_path / "plain", 2, {"BIGBIGAN_PLAIN_BN": "1"})
-    assert _max_rel_diff(one["G"], plain["G"]) > 1e-4
+    assert _max_rel_diff(one["G"], plain["G"]) > 1e-2
 
 
 def test_killed_rank_restarts_and_resumes_under_max_restarts(tmp_path):
