@@ -50,3 +50,25 @@ def test_periodic_eval_logs_metrics_and_marks_best_checkpoint(tmp_path, train_ti
     assert best["value"] == max(r["train_val_top1"] for r in lines)
     kept = [p.name for _, p in list_checkpoints(run)]
     assert best["checkpoint"] in kept  # rotation (keep 1) never deletes the best
+
+
+def test_eval_inception_score_with_user_weights(tmp_path, capsys, train_tiny):
+    """IS end to end through `bigbigan eval --metrics is --inception-weights`, on weights generated here."""
+    import torch
+
+    from bigbigan.evaluation.inception import InceptionLogits
+
+    run = tmp_path / "run"
+    train_tiny(run)
+    torch.manual_seed(0)
+    weights = tmp_path / "pt_inception-generated.pth"
+    torch.save(InceptionLogits().state_dict(), weights)
+    out = tmp_path / "is.json"
+    assert main(["eval", str(run), "--metrics", "is", "--fid-samples", "20", "--inception-weights", str(weights),
+                 "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert 1.0 <= res["is"] <= 1008.0  # exp(E KL(p(y|x) || p(y))) lies between 1 and the number of classes
+    assert res["is_std"] >= 0.0
+    assert main(["eval", str(run), "--metrics", "is", "--fid-samples", "20", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["is"] is None and "--inception-weights" in res["is_note"]

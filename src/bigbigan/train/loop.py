@@ -312,7 +312,9 @@ class Trainer:
         if self.progress and self.info.is_main:
             from tqdm import tqdm
 
-            bar = tqdm(total=t.steps, initial=self.step, unit="it", dynamic_ncols=True, desc="train")
+            # Under a time budget the step target is often a placeholder: count iterations without a bogus ETA.
+            bar = tqdm(total=None if t.minutes else t.steps, initial=self.step, unit="it", dynamic_ncols=True,
+                       desc=f"train ({t.minutes:g} min)" if t.minutes else "train")
         reason = "steps"
         try:
             for m in self.modules():
@@ -325,6 +327,9 @@ class Trainer:
                     reason = self._stop_signal or "signal"
                     break
                 self.train_iteration()
+                if t.compile and self.step == start_step + 1:
+                    self.log(f"torch.compile: first iteration (compilation included) took "
+                             f"{time.monotonic() - start:.1f} s")
                 self._maybe_inject_fault()
                 if bar is not None:
                     bar.update(1)
