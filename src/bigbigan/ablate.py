@@ -1,6 +1,7 @@
 """``bigbigan ablate``: train and evaluate variants x seeds and print the paper's Table 1 form.
 
-Each run lives in ``OUT/VARIANT/seedN``; a run whose ``eval.json`` exists is finished and skipped, an
+Runs go seed by seed (every variant's seed 0, then every variant's seed 1, ...), each in ``OUT/VARIANT/seedN``;
+a run whose ``eval.json`` exists is finished and skipped, an
 interrupted one resumes from its checkpoint. Cls. is the fast linear probe's test top-1 (AvePool), FID uses
 ``--fid-samples`` images per side against the training split, IS needs ``--inception-weights``.
 """
@@ -51,14 +52,15 @@ def ablate_cli(args) -> int:
         presets.resolve(args.scale, v, args.set)
     out = Path(args.out)
     metrics = ["linear", "fid"] + (["is"] if args.inception_weights else [])
-    results: dict[str, list[dict]] = {}
-    for variant in variants:
-        for seed in range(args.seeds):
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    # Seed-major: an ablation stopped part-way still has every variant at least once.
+    for seed in range(args.seeds):
+        for variant in variants:
             run = out / variant / f"seed{seed}"
             done = run / "eval.json"
             if done.is_file():
                 print(f"== {variant} seed {seed}: done, skipped")
-                results.setdefault(variant, []).append(json.loads(done.read_text()))
+                results[variant].append(json.loads(done.read_text()))
                 continue
             sets = list(args.set) + [f"train.seed={seed}", "train.eval_every=0"]
             if args.minutes:
@@ -74,7 +76,7 @@ def ablate_cli(args) -> int:
             res = evaluate(run, metrics, fid_samples=args.fid_samples, probe_steps=args.probe_steps,
                            features=("avepool",), inception_weights=args.inception_weights, pictures=False)
             done.write_text(json.dumps(res, indent=2))
-            results.setdefault(variant, []).append(res)
+            results[variant].append(res)
     md, table = summarise(results)
     print(md)
     (out / "ablation.md").write_text(md + "\n")
