@@ -26,7 +26,7 @@ def test_mean_std_and_table_form():
     assert m == 2.0 and s == pytest.approx(2**0.5)
     md, table = summarise({"base": [{"fid": 10.0, "linear_avepool_top1": 0.5}, {"fid": 14.0, "linear_avepool_top1": 0.7}],
                            "no-unaries": [{"fid": 20.0, "linear_avepool_top1": 0.4}]})
-    assert table["base"]["fid"] == (12.0, pytest.approx(8**0.5)) and table["base"]["is"] is None
+    assert table["base"]["fid"] == {"mean": 12.0, "std": pytest.approx(8**0.5)} and table["base"]["is"] is None
     assert "| base |" in md and "12.00 ± 2.83" in md and "60.00 ± 14.14" in md and "n/a" in md
     assert table["no-unaries"]["seeds"] == 1
 
@@ -45,9 +45,9 @@ def test_ablate_trains_each_variant_and_seed_then_skips_finished_runs(tmp_path, 
         evals = [json.loads((out / variant / f"seed{s}" / "eval.json").read_text()) for s in (0, 1)]
         cls = [e["linear_avepool_top1"] for e in evals]
         assert row["seeds"] == 2
-        assert row["cls"][0] == pytest.approx(sum(cls) / 2)
+        assert row["cls"]["mean"] == pytest.approx(sum(cls) / 2)
         assert all(e["fid"] > 0 for e in evals)
-        assert row["fid"][0] == pytest.approx(sum(e["fid"] for e in evals) / 2)
+        assert row["fid"]["mean"] == pytest.approx(sum(e["fid"] for e in evals) / 2)
         cfg = yaml.safe_load((out / variant / "seed1" / "config.yaml").read_text())
         assert cfg["train"]["seed"] == 1 and cfg["train"]["steps"] == 2
     assert yaml.safe_load((out / "no-unaries" / "seed0" / "config.yaml").read_text())["objective"]["terms"] == ["xz"]

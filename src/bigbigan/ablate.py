@@ -37,7 +37,7 @@ def summarise(results: dict[str, list[dict]]) -> tuple[str, dict]:
             "fid": mean_std([r.get("fid") for r in runs]),
             "cls": mean_std([r.get("linear_avepool_top1") for r in runs]),
         }
-        table[variant] = row
+        table[variant] = {k: ({"mean": v[0], "std": v[1]} if isinstance(v, tuple) else v) for k, v in row.items()}
         lines.append(f"| {variant} | {presets.VARIANTS[variant][0]} | {row['seeds']} | {_fmt(row['is'])} | "
                      f"{_fmt(row['fid'])} | {_fmt(row['cls'], 100)} |")
     return "\n".join(lines), table
