@@ -18,7 +18,9 @@ on random images, so the model is measured, not the loader): FLOPs per iteration
 s/it, images/s (real images consumed: d_steps + 1 batches), GFLOP/s and its fraction of the conv ceiling;
 loader share: d_steps + 1 ``next()`` calls of the real training stream (``build_stream``, Fashion-MNIST when
 installed, else digits) over the iteration time (target <= 5%). ``--compile``: compile time = first
-iteration - steady median. With ref-no-e-gan and ref-base: FLOP and time share of the extras (E, H, J).
+iteration - steady median, and an eager trainer of the same configuration timed in blocks alternating with the
+compiled one (speed-up = eager median / compiled median). With ref-no-e-gan and ref-base: FLOP and time share
+of the extras (E, H, J).
 
 Evaluation cases (``--eval``, or by name with ``--only``): eval-features (small32 encoder features of
 Fashion-MNIST test images, images/s), eval-knn-d2 / eval-knn-d1 (k=50 neighbour lists and top-5 votes, as
@@ -108,6 +110,20 @@ def timed(fn: Callable[[], object], repeats: int, inner: int = 1, warmup: Callab
             fn()
         times.append((time.perf_counter() - t) / inner)
     return Timing(statistics.median(times), min(times), max(times), first)
+
+
+def timed_alternating(fa: Callable[[], object], fb: Callable[[], object], repeats: int, inner: int = 1
+                      ) -> tuple[Timing, Timing]:
+    """Time two warmed-up functions in alternating blocks (a, b, a, b, ...), so drift of the machine falls on
+    both alike; ``first`` of each Timing is 0."""
+    times: tuple[list[float], list[float]] = ([], [])
+    for _ in range(repeats):
+        for fn, out in ((fa, times[0]), (fb, times[1])):
+            t = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            out.append((time.perf_counter() - t) / inner)
+    return tuple(Timing(statistics.median(x), min(x), max(x), 0.0) for x in times)
 
 
 def count_flops(fn: Callable[[], object]) -> float:
@@ -205,7 +221,15 @@ def measure_training(name: str, args, ceilings: dict[bool, float]) -> dict:
     plain = trainer if not args.compile else Trainer(case_config(name, args.precision), RUN_DIR,
                                                      stream=RandomStream(cfg), progress=False)
     flops = count_flops(plain.train_iteration)  # before timing, so a compiled trainer's first call is timed
-    t = timed(trainer.train_iteration, args.repeats, args.iters)
+    if args.compile:  # compiled and eager trainers of the same configuration, timed in alternating blocks
+        start = time.perf_counter()
+        trainer.train_iteration()
+        first = time.perf_counter() - start
+        trainer.train_iteration()  # a second untimed call: anything compiled lazily after the first
+        t, eager = timed_alternating(trainer.train_iteration, plain.train_iteration, args.repeats, args.iters)
+        t = Timing(t.median, t.min, t.max, first)
+    else:
+        t = timed(trainer.train_iteration, args.repeats, args.iters)
     batches = cfg.optim.d_steps + 1
     loader, source = loader_timing(name, batches, args)
     b, ceiling, cl = cfg.optim.batch_size, ceilings[cfg.train.channels_last], cfg.train.channels_last
@@ -222,7 +246,11 @@ def measure_training(name: str, args, ceilings: dict[bool, float]) -> dict:
     r["spread"] = t.spread("s/it")
     if args.compile:
         r["first_iter_s"], r["compile_s"] = t.first, t.first - t.median
-        r["figure"] += f"; compile {r['compile_s']:.1f} s"
+        r["eager_s_per_iter_median"] = eager.median
+        r["eager_s_per_iter_min"], r["eager_s_per_iter_max"] = eager.min, eager.max
+        r["compile_speedup"] = eager.median / t.median
+        r["figure"] += (f"; compile {r['compile_s']:.1f} s; eager {eager.median:.3f} s/it in the same run "
+                        f"({eager.spread('s/it')}): compiled {r['compile_speedup']:.2f}x")
     return r
 
 
