@@ -1,8 +1,8 @@
 """``bigbigan ablate``: train and evaluate variants x seeds and print the paper's Table 1 form.
 
 Runs go seed by seed (every variant's seed 0, then every variant's seed 1, ...), each in ``OUT/VARIANT/seedN``;
-a run whose ``eval.json`` exists is finished and skipped, an
-interrupted one resumes from its checkpoint. Cls. is the fast linear probe's test top-1 (AvePool), FID uses
+a run whose ``eval.json`` exists (written atomically, last) is finished and skipped, an interrupted one resumes
+from its checkpoint. Cls. is the fast linear probe's test top-1 (AvePool), FID uses
 ``--fid-samples`` images per side against the training split, IS needs ``--inception-weights``.
 """
 
@@ -45,6 +45,7 @@ def summarise(results: dict[str, list[dict]]) -> tuple[str, dict]:
 
 def ablate_cli(args) -> int:
     from .evaluation.run import evaluate
+    from .train.checkpoint import atomic_write_text
     from .train.run import run_training
 
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
@@ -75,11 +76,11 @@ def ablate_cli(args) -> int:
             run_training(presets.resolve(args.scale, variant, sets), run, periodic_eval=False)
             res = evaluate(run, metrics, fid_samples=args.fid_samples, probe_steps=args.probe_steps,
                            features=("avepool",), inception_weights=args.inception_weights, pictures=False)
-            done.write_text(json.dumps(res, indent=2))
+            atomic_write_text(done, json.dumps(res, indent=2))
             results[variant].append(res)
     md, table = summarise(results)
     print(md)
-    (out / "ablation.md").write_text(md + "\n")
-    (out / "ablation.json").write_text(json.dumps({"scale": args.scale, "rows": table}, indent=2))
+    atomic_write_text(out / "ablation.md", md + "\n")
+    atomic_write_text(out / "ablation.json", json.dumps({"scale": args.scale, "rows": table}, indent=2))
     print(f"tables: {out / 'ablation.md'}, {out / 'ablation.json'}")
     return 0

@@ -122,6 +122,29 @@ def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, monkey
     assert load_latest(tmp_path)["step"] == 1
 
 
+def test_atomic_write_text_keeps_the_old_file_when_the_write_dies(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from bigbigan.train.checkpoint import atomic_write_text
+
+    target = tmp_path / "eval.json"
+    atomic_write_text(target, '{"old": 1}')
+    real = Path.write_text
+
+    def dying_write(self, text, *a, **k):  # half the text reaches the disk, then the process "dies"
+        real(self, text[: len(text) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", dying_write)
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_text(target, '{"new": 2, "more": 3}')
+    monkeypatch.undo()
+    assert target.read_text() == '{"old": 1}'
+    assert [p.name for p in tmp_path.iterdir()] == ["eval.json"]  # no temporary file left behind
+    atomic_write_text(target, '{"new": 2}')
+    assert target.read_text() == '{"new": 2}'
+
+
 def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
     cfg = tiny("base", "train.steps=6", "train.ckpt_every=2")
     trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .. import dist as bdist
+from ..train.checkpoint import atomic_write_text
 from .features import Loaded, cached_features, load_models
 
 METRICS = ("linear", "linear-sweep", "linear-paper", "knn", "fid", "kid", "is", "recon")
@@ -232,6 +233,6 @@ def evaluate_cli(args) -> int:
         print(format_table(res))
         out = Path(args.json) if args.json else Path(res["checkpoint"]).parent.parent / "eval.json"
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(res, indent=2))
+        atomic_write_text(out, json.dumps(res, indent=2))
         print(f"results: {out}")
     return 0

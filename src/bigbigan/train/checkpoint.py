@@ -126,11 +126,20 @@ def best_checkpoint(run_dir: str | Path) -> dict | None:
     return json.loads(p.read_text())
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` via a temporary file + rename: readers see the old file or the whole new one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def mark_best(run_dir: str | Path, step: int, metric: str, value: float) -> None:
     record = {"checkpoint": f"ckpt-{step:08d}.pt", "step": step, "metric": metric, "value": value}
-    tmp = ckpt_dir(run_dir) / ".best.json.tmp"
-    tmp.write_text(json.dumps(record))
-    os.replace(tmp, ckpt_dir(run_dir) / "best.json")
+    atomic_write_text(ckpt_dir(run_dir) / "best.json", json.dumps(record))
 
 
 def export_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
