@@ -8,10 +8,12 @@ refused.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +50,27 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to ``path`` via a temporary file + fsync + rename."""
+@contextlib.contextmanager
+def _replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path`` (readers see the old file or
+    the whole new one), on failure delete it."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
+        yield tmp
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to ``path`` via a temporary file + fsync + rename."""
+    with _replacing(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def save_checkpoint(run_dir: str | Path, step: int, state: dict, keep: int) -> Path:
@@ -128,13 +137,8 @@ def best_checkpoint(run_dir: str | Path) -> dict | None:
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write ``text`` via a temporary file + rename: readers see the old file or the whole new one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with _replacing(path) as tmp:
         tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def mark_best(run_dir: str | Path, step: int, metric: str, value: float) -> None:
@@ -147,8 +151,7 @@ def export_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], confi
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-              metadata={"config": json.dumps(config)})
-    os.replace(tmp, path)
+    with _replacing(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
+                  metadata={"config": json.dumps(config)})
     return path
