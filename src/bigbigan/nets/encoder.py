@@ -1,5 +1,7 @@
 """E: ResNet-v2 or RevNet trunk, global average pool ("AvePool" feature), residual MLP head -> z (Sec. 3.1).
 
+The RevNet is the one of Kolesnikov et al. 2019 that the paper names (see ``_revnet``).
+
 Head output: mu and sigma_hat; sigma = softplus(sigma_hat), z = mu + eps * sigma (stochastic, the Base row);
 z = linear output (Deterministic E); z = tanh(linear output) (Uniform P_z). No spectral norm in E; its
 BatchNorms are cross-replica.
@@ -64,26 +66,96 @@ class ResBlockV2(nn.Module):
 
 
 class RevBlock(nn.Module):
-    """Reversible block (Gomez et al. 2017): y1 = x1 + F(x2), y2 = x2 + G(y1); ``inverse`` recovers x."""
+    """One reversible unit of the Revisiting RevNet: (x1, x2) -> (x2, x1 + F(x2)); ``inverse`` recovers x.
 
-    def __init__(self, ch: int, mid: int) -> None:
+    F is a pre-activation bottleneck on half the channels (C/2 -> C/8 -> C/8 -> C/2, no skip of its own).
+    The halves swap on the way out, so two consecutive units form one block of Gomez et al. (2017):
+    y1 = x1 + F(x2), y2 = x2 + G(y1).
+    """
+
+    def __init__(self, ch: int) -> None:
         super().__init__()
+        if ch % 2:
+            raise ValueError(f"a reversible unit splits its channels in two; got {ch} channels")
         half = ch // 2
-        self.f = Bottleneck(half, mid, half)
-        self.g = Bottleneck(half, mid, half)
+        self.f = Bottleneck(half, max(1, half // 4), half)
 
     def forward(self, x: Tensor) -> Tensor:
         x1, x2 = x.chunk(2, dim=1)
-        y1 = x1 + self.f(x2)
-        y2 = x2 + self.g(y1)
-        return torch.cat([y1, y2], dim=1)
+        return torch.cat([x2, x1 + self.f(x2)], dim=1)
 
     @torch.no_grad()
     def inverse(self, y: Tensor) -> Tensor:
-        y1, y2 = y.chunk(2, dim=1)
-        x2 = y2 - self.g(y1)
-        x1 = y1 - self.f(x2)
-        return torch.cat([x1, x2], dim=1)
+        x2, y1 = y.chunk(2, dim=1)  # the output is (x2, x1 + F(x2))
+        return torch.cat([y1 - self.f(x2), x2], dim=1)
+
+
+class PoolAndDoubleChannels(nn.Module):
+    """The RevNet's parameter-free stage transition: 2x2 average pool (stride 2), then C -> 2C by zero channels.
+
+    C/2 zero channels go before and C/2 after the input's, so the next unit's halves are (zeros, first half)
+    and (second half, zeros). ``ceil_mode`` keeps an odd border row as a pool over the pixels that exist,
+    as TensorFlow's SAME padding does.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.avg_pool2d(x, 2, 2, ceil_mode=True)
+        c = x.shape[1] // 2
+        return F.pad(x, (0, 0, 0, 0, c, x.shape[1] - c))
+
+
+def _stem(kind: str, channels: int, out_ch: int) -> nn.Module:
+    """imagenet: 7x7/2 conv + 3x3/2 max-pool (ImageNet sizes); cifar: one 3x3/1 conv (small images)."""
+    if kind == "imagenet":
+        return nn.Sequential(_conv(channels, out_ch, 7, 2), nn.MaxPool2d(3, 2, 1))
+    return _conv(channels, out_ch, 3, 1)
+
+
+def _resnet_v2(blocks: tuple[int, ...], width: int, stem: str, channels: int) -> tuple[nn.Module, nn.Sequential, int]:
+    """ResNet-v2 (He et al. 2016): stages of pre-activation bottlenecks, bottleneck width ``width`` * 2**stage,
+    output 4x that; the first block of a stage projects (and strides, from the second stage on)."""
+    layers: list[nn.Module] = []
+    in_ch = width
+    for stage, n in enumerate(blocks):
+        mid = width * 2**stage
+        out_ch = 4 * mid
+        layers.append(ResBlockV2(in_ch, mid, out_ch, 1 if stage == 0 else 2))
+        layers += [ResBlockV2(out_ch, mid, out_ch) for _ in range(n - 1)]
+        in_ch = out_ch
+    return _stem(stem, channels, width), nn.Sequential(*layers), in_ch
+
+
+def _revnet(blocks: tuple[int, ...], width: int, stem: str, channels: int) -> tuple[nn.Module, nn.Sequential, int]:
+    """The RevNet of Kolesnikov, Zhai & Beyer 2019 ("Revisiting Self-Supervised Visual Representation
+    Learning"), as its public code (google/revisiting-self-supervised, ``models/resnet.py``, ``revnet``) builds
+    it; BigBiGAN Sec. 3.1 uses "the version of RevNet described in" that paper.
+
+    - Stem: one conv straight to 4 * ``width`` channels (256 at x1), no BatchNorm after it (the code calls it
+      a random projection that raises the channel count), then the max-pool for the imagenet stem.
+    - Stages: ``blocks[s]`` reversible units (``RevBlock``) at a constant C_s = 4 * ``width`` * 2**s channels
+      (256, 512, 1024, 2048 at x1): each unit has ONE bottleneck, on half the channels, with a bottleneck
+      width of C_s / 8. Between stages, ``PoolAndDoubleChannels`` (no parameters): all resolution and channel
+      changes are parameter-free, and every unit is exactly invertible.
+    - The trunk ends in BN-ReLU before the average pool (``Encoder.features``): their ``get_net`` passes
+      ``last_relu=True`` to it, overriding the function's own default of False.
+    - Width multiplier: our x1/x2/x4 are their ``filters_factor`` 4/8/16 (BigBiGAN footnote 3: "RevNet x4
+      ... labeled as x16 there"); x4 gives the 8192-d AvePool feature of App. C.
+
+    Choices where that code does not settle ours: the ``cifar`` stem (a 3x3/1 conv to the same 4 * ``width``
+    channels, no max-pool) is our small-image option, as for the ResNet; gradients come from ordinary autograd,
+    as in that code (no activation-recomputing backward). Parameters: about 5.4 M at x1, 21.5 M at x2 and
+    85.8 M at x4 (SimCLR, Chen et al. 2020, Table 6, gives 86 M for RevNet-50 (4x)); not the ResNet's 23.5 M
+    at x1: "capacity" in Sec. 3.1 is the widths, not the parameter count.
+    """
+    stem_ch = 4 * width
+    layers: list[nn.Module] = []
+    ch = stem_ch
+    for stage, n in enumerate(blocks):
+        if stage > 0:
+            layers.append(PoolAndDoubleChannels())
+            ch *= 2
+        layers += [RevBlock(ch) for _ in range(n)]
+    return _stem(stem, channels, stem_ch), nn.Sequential(*layers), ch
 
 
 class Encoder(nn.Module):
@@ -107,29 +179,16 @@ class Encoder(nn.Module):
         super().__init__()
         self.stochastic = stochastic and prior == "gaussian"
         self.uniform = prior == "uniform"
-        stem_ch = base_width * width
-        if stem == "imagenet":
-            self.stem = nn.Sequential(_conv(channels, stem_ch, 7, 2), nn.MaxPool2d(3, 2, 1))
+        if arch == "revnet":
+            stem, trunk, out_ch = _revnet(blocks, base_width * width, stem, channels)
+        elif arch == "resnet":
+            stem, trunk, out_ch = _resnet_v2(blocks, base_width * width, stem, channels)
         else:
-            self.stem = _conv(channels, stem_ch, 3, 1)
-        layers: list[nn.Module] = []
-        in_ch = stem_ch
-        for stage, n in enumerate(blocks):
-            mid = base_width * width * 2**stage
-            out_ch = 4 * mid
-            stride = 1 if stage == 0 else 2
-            layers.append(ResBlockV2(in_ch, mid, out_ch, stride))  # changes width / resolution
-            for _ in range(n - 1):
-                if arch == "revnet":
-                    # Halves of out_ch with a bottleneck of 3/4 mid: about a ResNet block's parameters.
-                    layers.append(RevBlock(out_ch, max(1, 3 * mid // 4)))
-                else:
-                    layers.append(ResBlockV2(out_ch, mid, out_ch))
-            in_ch = out_ch
-        self.trunk = nn.Sequential(*layers)
-        self.out_bn = _bn(in_ch)
-        self.feature_dim = in_ch
-        self.head = ResidualMLP(in_ch, mlp_width, mlp_blocks, sn=False)
+            raise ValueError(f"unknown encoder arch {arch!r}; use resnet or revnet")
+        self.stem, self.trunk = stem, trunk
+        self.out_bn = _bn(out_ch)
+        self.feature_dim = out_ch
+        self.head = ResidualMLP(out_ch, mlp_width, mlp_blocks, sn=False)
         self.out = nn.Linear(mlp_width, 2 * z_dim if self.stochastic else z_dim)
         self.z_dim = z_dim
 
