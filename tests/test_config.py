@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from bigbigan.cli import main
-from bigbigan.config import Config, ConfigError, apply_overrides, load_yaml, save_yaml, to_dict
+from bigbigan.config import Config, ConfigError, apply_overrides, from_dict, load_yaml, save_yaml, to_dict
 from bigbigan.presets import SCALES, TABLE1, VARIANTS, Scaled, resolve
 
 
@@ -43,6 +43,35 @@ def test_table1_has_every_row_of_the_paper():
     assert resolve("imagenet128", "low-res-g-64").model.resolution == 64
     assert resolve("small32", "high-res-e-256").model.e_resolution == 64
     assert resolve("imagenet128", "revnet-x4-e-lr").optim.e_lr_mult == 10.0
+
+
+def test_uniform_pz_saves_the_deterministic_encoder_it_runs():
+    # Table 1's Uniform P_z row has no "Var." tick: E predicts z = tanh(z_hat); the saved config must say so.
+    for scale in SCALES:
+        assert resolve(scale, "uniform-pz").model.encoder.stochastic is False
+
+
+def test_uniform_prior_with_a_stochastic_encoder_is_refused(capsys):
+    with pytest.raises(ConfigError, match="model.encoder.stochastic=True contradicts model.prior='uniform'"):
+        resolve("tiny", "base", ["model.prior=uniform"])
+    assert main(["presets", "--params", "tiny", "base", "--set", "model.prior=uniform"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "set model.encoder.stochastic=false" in err[0]
+    assert resolve("tiny", "base", ["model.prior=uniform", "model.encoder.stochastic=false"]).model.prior == "uniform"
+
+
+def test_configs_saved_before_the_fix_load_as_what_ran():
+    # Runs saved before uniform-pz named stochastic=False recorded True, but E ran deterministic.
+    old = to_dict(resolve("tiny", "uniform-pz"))
+    old["model"]["encoder"]["stochastic"] = True
+    assert from_dict(old).model.encoder.stochastic is False
+
+
+def test_hinge_sum_is_footnote_1_and_not_a_table1_row(capsys):
+    assert resolve("tiny", "hinge-sum").objective.d_loss == "hinge_sum"
+    assert "hinge-sum" not in TABLE1
+    assert main(["presets"]) == 0
+    assert "hinge-sum" in capsys.readouterr().out
 
 
 def test_overrides_are_typed():

@@ -74,3 +74,33 @@ def test_d_accuracy_per_term():
     assert acc["x"].item() == pytest.approx(0.5 * (1.0 + 0.5))
     assert acc["z"].item() == pytest.approx(0.5 * (0.5 + 0.5))
     assert "xz" not in acc
+
+
+@pytest.mark.parametrize("variant, mode", [("hinge-sum", "hinge_sum"), ("base", "hinge_per_term")])
+def test_trainer_d_loss_follows_the_variant(tmp_path, variant, mode):
+    # The hinge-sum variant (footnote 1) reaches the trainer's D phase: with D's scores fixed, the D loss is the
+    # hand-computed single hinge on the summed score, which differs from the per-term hinges of Sec. 2.
+    from torch import nn
+
+    from bigbigan.presets import resolve
+    from bigbigan.train.loop import Trainer
+    from bigbigan.train.run import build_stream
+
+    cfg = resolve("tiny", variant)
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    n = cfg.optim.batch_size  # 8 real pairs then 8 fake pairs, each of the two score rows repeated 4 times
+    fixed = Scores(*(torch.tensor(REAL[t] * (n // 2) + FAKE[t] * (n // 2)) for t in ("x", "z", "xz")))
+
+    class FixedD(nn.Module):
+        def forward(self, x, z):
+            assert x.shape[0] == z.shape[0] == 2 * n
+            return fixed
+
+    trainer.d_fwd = FixedD()
+    loss = trainer.phase_loss("D", trainer.next_batch()).item()
+    real_sum = [sum(REAL[t][i] for t in REAL) for i in range(2)]  # [1.0, 1.75]
+    fake_sum = [sum(FAKE[t][i] for t in FAKE) for i in range(2)]  # [1.0, -1.5]
+    single = sum(h(v) for v in real_sum) / 2 + sum(h(-v) for v in fake_sum) / 2  # (0 + 0)/2 + (2 + 0)/2 = 1.0
+    assert single == pytest.approx(1.0)
+    per_term = 1.0 + 2.125 + 2.75  # test_modes_differ_where_hinges_clip_differently
+    assert loss == pytest.approx(single if mode == "hinge_sum" else per_term)

@@ -71,7 +71,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
     print("scales:")
     for name, (desc, _) in presets.SCALES.items():
         print(f"  {name:<26} {desc}")
-    print("variants (Table 1 rows, then Table 3's light augmentation):")
+    print("variants (Table 1 rows, then Table 3's light augmentation and footnote 1's single hinge):")
     for name, (desc, _) in presets.VARIANTS.items():
         print(f"  {name:<26} {desc}")
     return 0

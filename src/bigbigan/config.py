@@ -30,7 +30,7 @@ PRECISIONS = ("fp32", "bf16")
 
 @dataclass
 class GeneratorConfig:
-    ch: int = 96                       # channel multiplier (BigGAN 128x128: 96; "Small G" rows: 32, 64)
+    ch: int = 96                       # channel multiplier (BigGAN 128x128: 96; "Small G" rows: 32/96, 64/96 of it)
     shared_dim: int = 128              # shared embedding; with one label it is a learned bias (SL setup)
     attention: int = 64                # resolution of the self-attention block; 0 disables it
 
@@ -58,7 +58,7 @@ class EncoderConfig:
 @dataclass
 class ModelConfig:
     z_dim: int = 120                   # latent size; split into one chunk per G block plus one for the input
-    prior: str = "gaussian"            # P_z: gaussian N(0, I) | uniform U(-1, 1) (then E predicts tanh(z_hat))
+    prior: str = "gaussian"            # P_z: gaussian N(0, I) | uniform U(-1, 1) (E then deterministic: tanh(z_hat))
     channels: int = 3                  # image channels seen by G, D and E (1 for grayscale data)
     resolution: int = 128              # G output and D input resolution (px)
     e_resolution: int = 128            # E input resolution (px); 256 for the "High Res E" rows
@@ -147,6 +147,14 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(
             f"objective.terms={terms!r} needs an encoder but model.encoder.arch='none'; "
             "without E only the x term exists (use the no-e-gan variant, or set objective.terms=x)"
+        )
+    if e.arch != "none" and m.prior == "uniform" and e.stochastic:
+        # E cannot sample N(mu, sigma) and land in U(-1, 1)'s support: with a uniform P_z it predicts
+        # z = tanh(z_hat) (Table 1's Uniform P_z row, no "Var." tick). Refused rather than silently rewritten,
+        # so that the saved configuration states what ran.
+        raise ConfigError(
+            "model.encoder.stochastic=True contradicts model.prior='uniform': with a uniform P_z, E predicts "
+            "z = tanh(z_hat) deterministically; set model.encoder.stochastic=false (or use the uniform-pz variant)"
         )
     if e.arch != "none":
         if m.e_resolution < 16 or m.e_resolution % 8:
@@ -294,6 +302,11 @@ def from_dict(data: dict) -> Config:
                 set_field(cfg, path, v)
 
     walk("", data)
+    m = cfg.model
+    if m.prior == "uniform" and m.encoder.stochastic:
+        # Saved before the uniform-pz variant named stochastic=False: that E ran deterministic (tanh), so load
+        # the configuration as what ran (the weights have the deterministic head's shape).
+        m.encoder.stochastic = False
     return validate(cfg)
 
 

@@ -1,9 +1,10 @@
 """Scales (model and budget sizes) and variants (the rows of the paper's Table 1, plus Table 3's light
 augmentation), each a small delta on the default configuration.
 
-A variant states only what its row changes. Resolutions in variants are relative to the scale
+A variant states only what its row changes. Resolutions and widths in variants are relative to the scale
 (``Scaled(2)`` doubles the scale's value), so "High Res E (256)" at ``imagenet128`` means E at 256 px and at
-``small32`` means E at 64 px.
+``small32`` means E at 64 px, and "Small G (32)" means a G of 32/96 of the scale's width (ch 32 at
+``imagenet128``). Besides Table 1's rows there are Table 3's light augmentation and footnote 1's single hinge.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ class Scaled:
     """A variant value meaning "the scale's value times ``factor``" (kept integral)."""
 
     factor: float
+    minimum: int = 0  # widths need at least 1 channel; resolutions and attention (0 = off) need no floor
 
     def __call__(self, current: Any) -> int:
-        return round(current * self.factor)
+        return max(self.minimum, round(current * self.factor))
 
 
 # Fields that differ from Config() (the paper's imagenet128 sizes) at each scale.
@@ -96,29 +98,51 @@ SCALES: dict[str, tuple[str, dict[str, Any]]] = {
 
 _HIGH_E = {"model.e_resolution": Scaled(2)}  # "Keeping the E input resolution fixed at 256" (Sec. 3.1)
 
+# Table 1's "Small G (32)" / "(64)" rows give G ch 32 / 64 against BigGAN's 96: a fraction of the scale's width,
+# so that at every scale they are smaller than Base (ch 32 / 64 exactly at imagenet128). Only ch changes (the
+# table's "G C." column): BigGAN's shared embedding (128) and z do not depend on ch.
+_BIGGAN_CH = 96
+
+# Self-attention placement, from BigGAN's (Brock et al. 2019) App. B: Table 4 (128 px) puts the non-local block
+# at 64x64 in G and D, i.e. at half the output resolution in G and after D's first down block; Table 5 (256 px)
+# "move[s] the non-local block in G to 128x128 resolution. Memory constraints prevent us from moving the
+# non-local block in D" (it stays at 64x64; google/compare_gan's resnet_biggan.py documents the same 256 px
+# setting, G "B5" and D "B2"). So High Res G doubles G's attention resolution and keeps D's. BigGAN has no 64 px
+# table: we keep the same rule (half the output resolution in G, after D's first down block: 32x32 in both), as
+# there is no memory limit to bend it. (BigGAN-PyTorch's default flag G_attn=D_attn="64" is one setting for every
+# resolution; at 256 px it contradicts Table 5, and at 64 px it would put G's block on the 64x64 output and give
+# D none, as no D block outputs 64x64 there.)
+_LOW_RES_G = {"model.resolution": Scaled(0.5), "model.generator.attention": Scaled(0.5),
+              "model.discriminator.attention": Scaled(0.5)}
+_HIGH_RES_G = {"model.resolution": Scaled(2), "model.generator.attention": Scaled(2)}
+
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "base": ("Table 1 Base: ResNet-v2-50 x1 E, stochastic, all three score terms, Gaussian P_z", {}),
     "deterministic-e": ("E predicts z directly (no sampling)", {"model.encoder.stochastic": False}),
-    "uniform-pz": ("P_z = U(-1, 1); E predicts z = tanh(z_hat) deterministically", {"model.prior": "uniform"}),
+    # Table 1's Uniform P_z row has no "Var." tick: E is deterministic, and the saved config says so.
+    "uniform-pz": (
+        "P_z = U(-1, 1); E predicts z = tanh(z_hat) deterministically",
+        {"model.prior": "uniform", "model.encoder.stochastic": False},
+    ),
     "x-unary-only": ("drop the z unary term s_z", {"objective.terms": ("x", "xz")}),
     "z-unary-only": ("drop the x unary term s_x", {"objective.terms": ("z", "xz")}),
     "no-unaries": ("only the joint term s_xz: the original BiGAN objective", {"objective.terms": ("xz",)}),
-    "small-g-32": ("G channel multiplier 32", {"model.generator.ch": 32}),
-    "small-g-64": ("G channel multiplier 64", {"model.generator.ch": 64}),
+    "small-g-32": ("G width 32/96 of the scale's (ch 32 at imagenet128)",
+                   {"model.generator.ch": Scaled(32 / _BIGGAN_CH, minimum=1)}),
+    "small-g-64": ("G width 64/96 of the scale's (ch 64 at imagenet128)",
+                   {"model.generator.ch": Scaled(64 / _BIGGAN_CH, minimum=1)}),
     "no-e-gan": (
         "no encoder: a GAN with D = F + theta_x only",
         {"model.encoder.arch": "none", "objective.terms": ("x",)},
     ),
     "high-res-e-256": ("E input at 2x the G resolution (256 at imagenet128)", dict(_HIGH_E)),
     "low-res-g-64": (
-        "G/D at half resolution (64), E at 2x (256)",
-        {**_HIGH_E, "model.resolution": Scaled(0.5), "model.generator.attention": Scaled(0.5),
-         "model.discriminator.attention": Scaled(0.5)},
+        "G/D at half resolution (64; attention at 32 in G and D), E at 2x (256)",
+        {**_HIGH_E, **_LOW_RES_G},
     ),
     "high-res-g-256": (
-        "G/D at 2x resolution (256), E at 2x (256)",
-        {**_HIGH_E, "model.resolution": Scaled(2), "model.generator.attention": Scaled(2),
-         "model.discriminator.attention": Scaled(2)},
+        "G/D at 2x resolution (256; G attention at 128, D's kept at 64 as BigGAN), E at 2x (256)",
+        {**_HIGH_E, **_HIGH_RES_G},
     ),
     "resnet101": ("E ResNet-v2-101 (blocks 3,4,23,3) at high-res E", {**_HIGH_E, "model.encoder.blocks": (3, 4, 23, 3)}),
     "resnet-x2": ("E ResNet-v2-50 x2 width at high-res E", {**_HIGH_E, "model.encoder.width": 2}),
@@ -135,9 +159,15 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         "Table 3: High Res E (256) with the lighter 'distorted' crop",
         {**_HIGH_E, "data.augment": "distorted"},
     ),
+    "hinge-sum": (
+        "footnote 1: D hinges once on the summed score, h(y (s_x + s_z + s_xz)), not per term",
+        {"objective.d_loss": "hinge_sum"},
+    ),
 }
 
-TABLE1 = tuple(v for v in VARIANTS if "light-aug" not in v)
+# Variants that are not rows of Table 1: Table 3's light augmentation and footnote 1's single hinge.
+EXTRA = ("light-aug", "high-res-e-256-light-aug", "hinge-sum")
+TABLE1 = tuple(v for v in VARIANTS if v not in EXTRA)
 
 
 def _unknown(kind: str, name: str, choices: dict) -> ConfigError:
