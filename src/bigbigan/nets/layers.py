@@ -36,13 +36,17 @@ class SpectralNormMixin:
         with torch.autocast(device_type=w.device.type, enabled=False):
             w_mat = w.float().flatten(1)
             with torch.no_grad():
-                u = self.sn_u
-                v = _normalize(w_mat.t() @ u, self.sn_eps)
-                if self.training:  # one power iteration per training forward
-                    u = _normalize(w_mat @ v, self.sn_eps)
+                v = _normalize(w_mat.t() @ self.sn_u, self.sn_eps)
+            # W v serves twice: the power iteration's new u and sigma = u . W v (with the gradient to W), so it
+            # is computed once; the values are bitwise those of computing it in each place.
+            wv = w_mat @ v
+            if self.training:  # one power iteration per training forward
+                with torch.no_grad():
+                    u = _normalize(wv.detach(), self.sn_eps)
                     self.sn_u.copy_(u)
-                    u = u.clone()  # keep autograd's saved copy independent of later in-place updates
-            sigma = torch.dot(u, w_mat @ v)
+            else:
+                u = self.sn_u
+            sigma = torch.dot(u, wv)
         return w / sigma.to(w.dtype)
 
 
