@@ -34,6 +34,7 @@ import platform
 import statistics
 import sys
 import time
+import types
 from collections import Counter
 from pathlib import Path
 
@@ -41,10 +42,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from throughput import CONV_SHAPES, RandomStream, case_config, conv_ceiling, count_flops  # noqa: E402
+import throughput
+from throughput import CONV_SHAPES, RandomStream, case_config, conv_ceiling, count_flops
 
-from bigbigan.runtime import tune_allocator  # noqa: E402
-from bigbigan.train.loop import Trainer  # noqa: E402
+from bigbigan.runtime import tune_allocator
+from bigbigan.train.loop import Trainer
 
 aten = torch.ops.aten
 CONV_OPS = (aten.convolution.default, aten.convolution_backward.default)
@@ -64,6 +66,7 @@ ADD_OPS = (aten.add.Tensor, aten.add_.Tensor)
 ADAM_BYTES = 7 * 4
 EMA_BYTES = 3 * 4
 BANDWIDTH_SIZES_MB = (16, 64)
+CLOCK = time.perf_counter  # --clock cpu: time.process_time
 
 
 class TensorSpec(tuple):
@@ -142,9 +145,9 @@ def bandwidth(repeats: int) -> float:
         b.copy_(a)
         times = []
         for _ in range(max(3, repeats)):
-            t = time.perf_counter()
+            t = CLOCK()
             b.copy_(a)
-            times.append(time.perf_counter() - t)
+            times.append(CLOCK() - t)
         best = max(best, 2 * 4 * n / statistics.median(times))
     return best
 
@@ -160,10 +163,10 @@ class ConvReplay:
     def __call__(self) -> list[float]:
         out = []
         for func, _, count, made in self.calls:
-            t = time.perf_counter()
+            t = CLOCK()
             for _ in range(count):
                 func(*made)
-            out.append((time.perf_counter() - t) / count)
+            out.append((CLOCK() - t) / count)
         return out
 
 
@@ -172,12 +175,13 @@ def describe(func, args) -> str:
     layout = "NHWC" if (x[1][1] == 1 and x[0][1] > 1) else "NCHW"
     kind = "fwd" if func is aten.convolution.default else "bwd" + ("".join(
         n for n, m in zip(("-in", "-w"), args[10][:2]) if m))
-    return (f"{kind} {w[0][1]}->{w[0][0]} k{w[0][2]}x{w[0][3]} s{args[3][0]} @{x[0][2]}x{x[0][3]} b{x[0][0]} "
+    stride = args[3] if func is aten.convolution.default else args[4]
+    return (f"{kind} {w[0][1]}->{w[0][0]} k{w[0][2]}x{w[0][3]} s{stride[0]} @{x[0][2]}x{x[0][3]} b{x[0][0]} "
             f"{layout} {str(x[2]).replace('torch.', '')}")
 
 
 def measure(args) -> dict:
-    extra = (f"model.encoder.width={args.encoder_width}",) if args.encoder_width else ()
+    extra = (*((f"model.encoder.width={args.encoder_width}",) if args.encoder_width else ()), *args.set)
     cfg = case_config("small32-base", args.precision, extra=extra)
     trainer = Trainer(cfg, "/tmp/bigbigan-small32-limit", stream=RandomStream(cfg), progress=False)
     trainer.train_iteration()  # warm-up: allocator, oneDNN primitive caches
@@ -194,14 +198,14 @@ def measure(args) -> dict:
 
     it_times, conv_times, per_call = [], [], []
     for _ in range(args.repeats):  # alternating blocks: iteration, conv replay
-        t = time.perf_counter()
+        t = CLOCK()
         for _ in range(args.iters):
             trainer.train_iteration()
-        it_times.append((time.perf_counter() - t) / args.iters)
-        t = time.perf_counter()
+        it_times.append((CLOCK() - t) / args.iters)
+        t = CLOCK()
         for _ in range(args.iters):
             per_call.append(replay())
-        conv_times.append((time.perf_counter() - t) / args.iters)
+        conv_times.append((CLOCK() - t) / args.iters)
     bw_after = bandwidth(args.repeats)
     bw = max(bw, bw_after)
     ceilings = [conv_ceiling(c, s, b, args.precision, cfg.train.channels_last, args) for c, s, b in CONV_SHAPES]
@@ -219,7 +223,7 @@ def measure(args) -> dict:
                        "gflops": fl / s / 1e9})
     shapes.sort(key=lambda r: -r["s_total"])
     return {
-        "precision": args.precision, "encoder_width": args.encoder_width or 1, "threads": torch.get_num_threads(),
+        "precision": args.precision, "clock": args.clock, "sets": args.set, "encoder_width": args.encoder_width or 1, "threads": torch.get_num_threads(),
         "channels_last": cfg.train.channels_last, "gflop_per_iter": flops / 1e9,
         "conv_gflop_per_iter": conv_flops_total / 1e9, "conv_calls": sum(rec.convs.values()),
         "distinct_conv_calls": len(rec.convs),
@@ -236,7 +240,7 @@ def measure(args) -> dict:
 
 
 def report(r: dict, top: int) -> None:
-    print(f"small32 {r['precision']}, E x{r['encoder_width']}, {r['threads']} threads: "
+    print(f"small32 {r['precision']}, E x{r['encoder_width']}, {r['threads']} threads, {r['clock']} time: "
           f"{r['gflop_per_iter']:.1f} GFLOP/it ({r['conv_gflop_per_iter']:.1f} in {r['conv_calls']} conv calls, "
           f"{r['distinct_conv_calls']} distinct)")
     print(f"  iteration          {r['iteration_s_median']:.3f} s [{r['iteration_s_min']:.3f}-{r['iteration_s_max']:.3f}]")
@@ -261,9 +265,17 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="alternating timed blocks")
     p.add_argument("--iters", type=int, default=2, help="iterations (conv replays) per block")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--set", action="append", default=[], help="config override, e.g. optim.fused_adam=true")
     p.add_argument("--top", type=int, default=12, help="slowest conv calls to print")
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: process CPU time (all threads) for every figure, ceilings included: steadier than "
+                   "wall time on a shared machine, and fair with --threads 1")
     p.add_argument("--json")
     args = p.parse_args(argv)
+    if args.clock == "cpu":
+        global CLOCK
+        CLOCK = time.process_time
+        throughput.time = types.SimpleNamespace(perf_counter=time.process_time)  # its timed() reads this clock
     tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -82,6 +82,7 @@ class OptimConfig:
     beta1: float = 0.0
     beta2: float = 0.999
     adam_eps: float = 1e-8
+    fused_adam: bool = False           # CPU: one fused Adam kernel (fewer passes; rounding differs from foreach)
     d_steps: int = 2                   # D updates per joint E+G update
     ema_decay: float = 0.9999          # EMA of G and E weights, used for every evaluation
     ema_warmup: int = 1000             # EMA warm start: decay_t = min(ema_decay, (1 + t) / (ema_warmup + t))

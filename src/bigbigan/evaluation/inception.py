@@ -100,7 +100,8 @@ def default_features_path() -> Path | None:
     return None
 
 
-FEATURE_PRECISIONS = ("fp32", "bf16", "fp32-eager")
+FEATURE_PRECISIONS = ("fp32", "fp32-eager", "bf16")
+DEFAULT_FEATURE_PRECISION = "fp32"
 
 
 class InceptionFeatures(nn.Module):

@@ -132,7 +132,8 @@ def _interpolation_picture(loaded: Loaded, x_e, path: Path, device, steps: int =
 def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", split: str = "test",
              fid_samples: int = 10000, probe_steps: int = 5000, features: tuple[str, ...] = ("avepool", "bn-crelu"),
              train_limit: int | None = None, inception_weights: str | None = None, data_dir: str | None = None,
-             device: str | None = None, progress: bool = True, pictures: bool = True) -> dict:
+             device: str | None = None, progress: bool = True, pictures: bool = True,
+             inception_precision: str | None = None) -> dict:
     """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready)."""
     bad = [m for m in metrics if m not in METRICS]
     if bad:
@@ -177,7 +178,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         t0 = time.monotonic()
         res.update(generation_metrics(cfg, loaded.G, n=fid_samples, metrics=gen_metrics,
                                       inception_weights=inception_weights, data_dir=data_dir, device=device,
-                                      progress=progress))
+                                      progress=progress, inception_precision=inception_precision))
         res["timings_s"]["generation"] = time.monotonic() - t0
         if pics is not None and bdist.info().is_main:
             from .pictures import save_grid
@@ -228,7 +229,7 @@ def evaluate_cli(args) -> int:
     res = evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
                    split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
                    train_limit=args.train_limit, inception_weights=args.inception_weights,
-                   data_dir=args.data_dir, device=args.device)
+                   data_dir=args.data_dir, device=args.device, inception_precision=args.inception_precision)
     if bdist.info().is_main:
         print(format_table(res))
         out = Path(args.json) if args.json else Path(res["checkpoint"]).parent.parent / "eval.json"

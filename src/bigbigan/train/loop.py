@@ -96,7 +96,7 @@ class Trainer:
         self.ema_G = EMA(self.G, o.ema_decay, o.ema_warmup)
         self.ema_E = EMA(self.E, o.ema_decay, o.ema_warmup) if self.E is not None else None
         adam = {"betas": (o.beta1, o.beta2), "eps": o.adam_eps}
-        if self.device.type == "cuda":
+        if self.device.type == "cuda" or o.fused_adam:  # fused on CPU is opt-in: not bitwise equal to foreach
             adam["fused"] = True
         else:
             adam["foreach"] = True
@@ -257,7 +257,9 @@ class Trainer:
         opt.zero_grad(set_to_none=True)
         loss = self.phase_loss(phase, self.next_batch())
         loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(self._phase_params[phase], float("inf"), foreach=True)  # measure only
+        # Measure only: get_total_norm is clip_grad_norm_'s norm without its pass multiplying every gradient by 1.
+        grads = [p.grad for p in self._phase_params[phase] if p.grad is not None]
+        gnorm = torch.nn.utils.get_total_norm(grads, foreach=True)
         self.stats.report(f"grad_norm/{phase}", gnorm)
         opt.step()
 
