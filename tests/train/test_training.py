@@ -204,3 +204,14 @@ def test_bf16_iteration_on_cpu(tmp_path):
     assert all(v.dtype == torch.float32 for v in params(state).values() if v.is_floating_point())  # fp32 weights
     assert not torch.equal(g0, trainer.G.linear.weight)
     assert all(torch.isfinite(v).all() for v in params(state).values() if v.is_floating_point())
+
+
+def test_fused_adam_is_opt_in_on_cpu(tmp_path):
+    plain = Trainer(tiny("base"), tmp_path / "a", stream=build_stream(tiny("base")), progress=False)
+    assert plain.opt_d.defaults["foreach"] and not plain.opt_d.defaults["fused"]
+    cfg = tiny("base", "optim.fused_adam=true", "train.steps=1")
+    fused = Trainer(cfg, tmp_path / "b", stream=build_stream(cfg), progress=False)
+    assert fused.opt_d.defaults["fused"] and fused.opt_ge.defaults["fused"]
+    before = [p.detach().clone() for p in fused.D.parameters()]
+    fused.train_iteration()
+    assert any(not torch.equal(a, p) for a, p in zip(before, fused.D.parameters()))
