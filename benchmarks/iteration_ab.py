@@ -95,6 +95,8 @@ def main(argv=None) -> int:
                    help="override for both (default: model.encoder.width=2, the benchmark's encoder)")
     p.add_argument("--precision", choices=["fp32", "bf16"], default="bf16")
     p.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--a-threads", type=int, help="torch.set_num_threads around A's iterations (default --threads)")
+    p.add_argument("--b-threads", type=int, help="the same for B")
     p.add_argument("--warmup", type=int, default=2, help="untimed pairs")
     p.add_argument("--pairs", type=int, default=12, help="timed pairs of iterations")
     p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
@@ -112,7 +114,11 @@ def main(argv=None) -> int:
         cfg = case_config("small32-base", args.precision, extra=tuple(sets))
         trainers[side] = Trainer(cfg, f"/tmp/bigbigan-iteration-ab-{side}", stream=RandomStream(cfg), progress=False)
 
+    default_threads = torch.get_num_threads()
+    threads = {"A": args.a_threads or default_threads, "B": args.b_threads or default_threads}
+
     def one(side: str) -> float:
+        torch.set_num_threads(threads[side])
         with code(sides[side][0]):
             t = clock()
             trainers[side].train_iteration()
@@ -127,16 +133,16 @@ def main(argv=None) -> int:
             times[side].append(one(side))
     ratios = [a / b for a, b in zip(times["A"], times["B"])]
     res = {"command": "python benchmarks/iteration_ab.py " + " ".join(sys.argv[1:] if argv is None else argv),
-           "precision": args.precision, "clock": args.clock, "threads": torch.get_num_threads(), "sides": sides,
+           "precision": args.precision, "clock": args.clock, "threads": threads, "sides": sides,
            "a_s_per_iter": times["A"], "b_s_per_iter": times["B"], "speedup_median": statistics.median(ratios),
            "speedup_min": min(ratios), "speedup_max": max(ratios),
            "speedup_of_medians": statistics.median(times["A"]) / statistics.median(times["B"]),
            "load_average_at_start": load, "load_average_at_end": os.getloadavg()[0]}
-    print(f"A {sides['A']}: {statistics.median(times['A']):.3f} s/it [{min(times['A']):.3f}-{max(times['A']):.3f}]")
-    print(f"B {sides['B']}: {statistics.median(times['B']):.3f} s/it [{min(times['B']):.3f}-{max(times['B']):.3f}]")
+    print(f"A {sides['A']}, {threads['A']} threads: {statistics.median(times['A']):.3f} s/it [{min(times['A']):.3f}-{max(times['A']):.3f}]")
+    print(f"B {sides['B']}, {threads['B']} threads: {statistics.median(times['B']):.3f} s/it [{min(times['B']):.3f}-{max(times['B']):.3f}]")
     print(f"B is {res['speedup_median']:.3f}x as fast as A (median over {args.pairs} alternating pairs; range "
           f"{res['speedup_min']:.3f}-{res['speedup_max']:.3f}; ratio of medians {res['speedup_of_medians']:.3f}); "
-          f"{args.precision}, {torch.get_num_threads()} threads, {args.clock} time, load average {load:.1f} -> "
+          f"{args.precision}, {args.clock} time, load average {load:.1f} -> "
           f"{res['load_average_at_end']:.1f} (absolute times measured under load)")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

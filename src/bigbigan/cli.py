@@ -111,10 +111,11 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator
+    from .runtime import tune_allocator, warn_if_contended
     from .train.run import run_training
 
     tune_allocator()
+    warn_if_contended()
     cfg = _train_config(args)
     summary = run_training(cfg, args.out, device=args.device, progress=not args.no_progress)
     print(f"run directory: {args.out} (config.yaml, checkpoints/, images/, stats.jsonl, tb/, ema.safetensors)")
@@ -125,9 +126,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator
+    from .runtime import tune_allocator, warn_if_contended
 
     tune_allocator()
+    warn_if_contended()
     from .evaluation.run import evaluate_cli
 
     return evaluate_cli(args)
@@ -142,9 +144,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator
+    from .runtime import tune_allocator, warn_if_contended
 
     tune_allocator()
+    warn_if_contended()
     from .ablate import ablate_cli
 
     return ablate_cli(args)

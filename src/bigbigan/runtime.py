@@ -29,3 +29,31 @@ def tune_allocator() -> bool:
     except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to do
         return False
     return bool(ok)
+
+
+def contention_hint(load: float, cores: int, threads: int) -> str | None:
+    """A one-line warning when other processes already keep every core busy and torch would run more than one
+    OpenMP thread, else None.
+
+    libgomp's worker threads spin while they wait for each other; when another process holds the core a worker
+    needs, every parallel region stalls until the scheduler returns it. On the 2-core development machine under
+    a load average of ~7 a small32 iteration took 12.6x as long with 2 threads as with 1 (BENCHMARKS.md).
+    """
+    if threads <= 1 or load < cores:
+        return None
+    return (f"bigbigan: warning: load average {load:.1f} on {cores} cores: other processes keep the CPU busy, and "
+            f"{threads} OpenMP threads can then run many times slower than 1; consider OMP_NUM_THREADS=1 (or "
+            "OMP_WAIT_POLICY=PASSIVE)")
+
+
+def warn_if_contended() -> None:
+    """Print ``contention_hint`` for this machine and process to stderr, if it applies."""
+    import torch
+
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # no load average on this platform
+        return
+    hint = contention_hint(load, os.cpu_count() or 1, torch.get_num_threads())
+    if hint:
+        print(hint, file=sys.stderr, flush=True)
