@@ -45,7 +45,7 @@ def summarise(results: dict[str, list[dict]]) -> tuple[str, dict]:
 
 
 def ablate_cli(args) -> int:
-    from .evaluation.run import evaluate
+    from .evaluation.run import check_requirements, evaluate
     from .train.checkpoint import atomic_write_text
     from .train.run import run_training
 
@@ -54,6 +54,7 @@ def ablate_cli(args) -> int:
         presets.resolve(args.scale, v, args.set)
     out = Path(args.out)
     metrics = ["linear", "fid"] + (["is"] if args.inception_weights else [])
+    check_requirements(metrics, inception_weights=args.inception_weights)  # before hours of training
     results: dict[str, list[dict]] = {v: [] for v in variants}
     # Seed-major: an ablation stopped part-way still has every variant at least once.
     for seed in range(args.seeds):
