@@ -179,8 +179,8 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-# Range of every numeric field not checked by a choice list above: (low, high, high inclusive?), both ends
-# finite where given. Sizes are bounded too, so an impossible model is refused before it is built (an
+# Range of every numeric field not checked by a choice list above: (low, high, whether high itself is allowed);
+# low is allowed except for the fields in STRICTLY_POSITIVE. Sizes are bounded too, so an impossible model is refused before it is built (an
 # e_resolution of 100000 would ask for terabytes). A field missing here is caught by the test that walks
 # every numeric field of Config.
 INF = float("inf")
