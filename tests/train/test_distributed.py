@@ -7,9 +7,12 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from bigbigan.train.checkpoint import load_latest
+
+pytestmark = pytest.mark.slow  # torchrun subprocesses
 
 ARGS = ["train", "--scale", "tiny", "--steps", "3", "--no-progress", "--set", "optim.batch_size=8",
         "--set", "train.image_every=1000", "--set", "data.train_val_size=100", "--set", "train.ckpt_every=1000"]
