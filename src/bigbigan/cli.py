@@ -187,7 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--probe-steps", type=int, default=5000, help="linear probe Adam steps (default 5000)")
     ep.add_argument("--feature", choices=["avepool", "bn-crelu", "both"], default="both",
                     help="linear probe feature (default both)")
-    ep.add_argument("--train-limit", type=int, help="use at most this many training images (quick checks)")
+    ep.add_argument("--train-limit", type=int,
+                    help="train probes on this many training images, a seeded class-stratified sample (quick checks)")
+    ep.add_argument("--subset-seed", type=int, default=0,
+                    help="seed of every evaluation subset (--train-limit, FID references, reconstructions, picture "
+                         "queries); written to the JSON as subset_seed (default %(default)s)")
     ep.add_argument("--inception-weights", help="1008-class Inception weights (pt_inception-2015-12-05) for IS")
     ep.add_argument("--data-dir", help="override the run's data directory")
     ep.add_argument("--device", help="cpu or cuda")

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .. import dist as bdist
+from ..data.subset import SUBSET_SEED
 from ..train.checkpoint import atomic_write_text
 from .features import Loaded, cached_features, load_models
 
@@ -58,11 +59,13 @@ def representation_metrics(train, val, test, metrics, *, probe_steps: int = 5000
 
 
 def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data_dir: str | None = None,
-                    limit: int | None = None, lr: float = 0.01, batch_size: int = 256) -> dict:
+                    limit: int | None = None, subset_seed: int = 0, lr: float = 0.01, batch_size: int = 256) -> dict:
     """The Table 1 probe protocol (App. A): zero init, Adam lr 0.01, EMA 0.9999, ``steps`` steps, with every
     minibatch freshly augmented (the run's training augmentation) and encoded by the frozen EMA E; selection on
-    train_val. In-memory sources only (the augmentation is batched on the uint8 tensor)."""
+    train_val. In-memory sources only (the augmentation is batched on the uint8 tensor). ``limit`` trains on a
+    seeded class-stratified sample (the same images ``cached_features`` picks for that limit and seed)."""
     from ..data import open_source
+    from ..data.subset import sample_indices
     from ..data.transforms import crop_batch, match_channels, sample_crops
     from .linear_probe import train_linear_probe
 
@@ -75,7 +78,8 @@ def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data
         return {"linear_paper_note": f"{d.source} is not held in memory: augmented probe skipped"}
     images, labels = tensors
     if limit is not None:
-        images, labels = images[:limit], labels[:limit]
+        idx = sample_indices(len(labels), limit, labels=labels, seed=subset_seed)
+        images, labels = images[idx], labels[idx]
     gen = torch.Generator().manual_seed(cfg.train.seed)
     augment = d.augment if d.augment != "none" else "flip"
 
@@ -94,25 +98,29 @@ def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data
 
 
 def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_dir: str | None = None,
-                           device="cpu", grid: Path | None = None) -> dict:
-    """Relative L1 error of G(E(x)) (App. B) on the first ``n`` images of ``split``; E's mean as the latent."""
+                           device="cpu", grid: Path | None = None, subset_seed: int = 0) -> dict:
+    """Relative L1 error of G(E(x)) (App. B) on a seeded class-stratified sample of ``n`` images of ``split``;
+    E's mean as the latent."""
     from ..data import load_eval_tensors, open_source
+    from ..data.subset import sample_indices, subset_source
     from .reconstruction import relative_l1_error
 
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
     source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
                          seed=cfg.train.seed)
-    x_e, _ = load_eval_tensors(source, resolution=m.e_resolution, channels=m.channels, limit=n)
-    x_g, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels, limit=n)
+    source = subset_source(source, n, seed=subset_seed)
+    x_e, y = load_eval_tensors(source, resolution=m.e_resolution, channels=m.channels)
+    x_g, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels)
     with torch.no_grad():
         rec = torch.cat([loaded.G(loaded.E(x_e[i : i + 200].to(device)).mu).float().cpu()
                          for i in range(0, x_e.shape[0], 200)])
     if grid is not None:
         from .pictures import reconstruction_grid
 
-        reconstruction_grid(x_g[:32], rec[:32], grid, ncol=8)
-        _interpolation_picture(loaded, x_e[:10], grid.with_name("interpolations.png"), device)
+        show = sample_indices(len(y), 32, labels=y, seed=subset_seed, sort=False)  # classes mixed in the grid
+        reconstruction_grid(x_g[show], rec[show], grid, ncol=8)
+        _interpolation_picture(loaded, x_e[show[:10]], grid.with_name("interpolations.png"), device)
     return {"rel_l1": relative_l1_error(x_g, rec), "recon_samples": x_g.shape[0]}
 
 
@@ -132,8 +140,13 @@ def _interpolation_picture(loaded: Loaded, x_e, path: Path, device, steps: int =
 def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", split: str = "test",
              fid_samples: int = 10000, probe_steps: int = 5000, features: tuple[str, ...] = ("avepool", "bn-crelu"),
              train_limit: int | None = None, inception_weights: str | None = None, data_dir: str | None = None,
-             device: str | None = None, progress: bool = True, pictures: bool = True) -> dict:
-    """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready)."""
+             device: str | None = None, progress: bool = True, pictures: bool = True,
+             subset_seed: int = SUBSET_SEED) -> dict:
+    """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready).
+
+    Every part of a split used (``train_limit`` training images, FID references, reconstructions, picture
+    queries) is a class-stratified random sample seeded by ``subset_seed`` (``bigbigan.data.subset``).
+    """
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         from ..config import ConfigError
@@ -143,7 +156,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     loaded = load_models(target, which, device)
     cfg = loaded.cfg
     res: dict = {"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
-                 "split": split, "timings_s": {}}
+                 "split": split, "subset_seed": subset_seed, "train_limit": train_limit, "timings_s": {}}
     pics = loaded.run_dir / "eval" if pictures else None
     need_e = {"linear", "linear-sweep", "linear-paper", "knn", "recon"} & set(metrics)
     if need_e and loaded.E is None:
@@ -152,7 +165,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     if {"linear", "linear-sweep", "linear-paper", "knn"} & set(metrics):
         t0 = time.monotonic()
         kw = {"data_dir": data_dir, "device": device, "progress": progress}
-        tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, **kw)
+        tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, subset_seed=subset_seed, **kw)
         va_f, va_y = cached_features(loaded, "train_val", **kw)
         te_f, te_y = cached_features(loaded, split, **kw)
         res["timings_s"]["features"] = time.monotonic() - t0
@@ -161,14 +174,16 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         if "linear-paper" in metrics:
             t0 = time.monotonic()
             res.update(augmented_probe(loaded, (va_f, va_y), (te_f, te_y), steps=probe_steps, device=device,
-                                       data_dir=data_dir, limit=train_limit))
+                                       data_dir=data_dir, limit=train_limit, subset_seed=subset_seed))
             res["timings_s"]["linear-paper"] = time.monotonic() - t0
         if "knn" in metrics and pics is not None and bdist.info().is_main:
-            _neighbour_picture(loaded, tr_f, te_f, split, pics / "neighbours.png", data_dir)
+            _neighbour_picture(loaded, tr_f, te_f, te_y, split, pics / "neighbours.png", data_dir,
+                               train_limit, subset_seed)
     if "recon" in metrics:
         t0 = time.monotonic()
         res.update(reconstruction_metrics(loaded, split, data_dir=data_dir, device=device,
-                                          grid=pics / "reconstructions.png" if pics else None))
+                                          grid=pics / "reconstructions.png" if pics else None,
+                                          subset_seed=subset_seed))
         res["timings_s"]["recon"] = time.monotonic() - t0
     gen_metrics = {"fid", "kid", "is"} & set(metrics)
     if gen_metrics:
@@ -177,7 +192,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         t0 = time.monotonic()
         res.update(generation_metrics(cfg, loaded.G, n=fid_samples, metrics=gen_metrics,
                                       inception_weights=inception_weights, data_dir=data_dir, device=device,
-                                      progress=progress))
+                                      progress=progress, subset_seed=subset_seed))
         res["timings_s"]["generation"] = time.monotonic() - t0
         if pics is not None and bdist.info().is_main:
             from .pictures import save_grid
@@ -192,9 +207,11 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     return res
 
 
-def _neighbour_picture(loaded: Loaded, tr_f, te_f, split, path, data_dir) -> None:
-    """Nearest training neighbours (D1) of the first 8 query images (App. C, Fig. 12)."""
+def _neighbour_picture(loaded: Loaded, tr_f, te_f, te_y, split, path, data_dir, train_limit: int | None,
+                       subset_seed: int) -> None:
+    """Nearest training neighbours (D1) of 8 query images, a seeded class-stratified sample (App. C, Fig. 12)."""
     from ..data import load_eval_tensors, open_source
+    from ..data.subset import sample_indices, subset_source
     from .knn import knn_neighbours
     from .pictures import neighbours_grid
 
@@ -202,11 +219,14 @@ def _neighbour_picture(loaded: Loaded, tr_f, te_f, split, path, data_dir) -> Non
     d, m = cfg.data, cfg.model
     kw = {"train_val_size": d.train_val_size, "seed": cfg.train.seed}
     q_src = open_source(d.source, data_dir or d.data_dir, split, **kw)
-    t_src = open_source(d.source, data_dir or d.data_dir, "train_sub", **kw)
+    # the rows of tr_f: the same seeded sample of train_sub that cached_features took
+    t_src = subset_source(open_source(d.source, data_dir or d.data_dir, "train_sub", **kw), train_limit,
+                          seed=subset_seed)
     from ..data import eval_transform, match_channels
 
-    _, nn_idx = knn_neighbours(tr_f, te_f[:8], 7, 1)  # [8, 7] training indices, nearest first
-    q, _ = load_eval_tensors(q_src, resolution=m.resolution, channels=m.channels, limit=8)
+    queries = sample_indices(len(te_y), 8, labels=te_y, seed=subset_seed)
+    _, nn_idx = knn_neighbours(tr_f, te_f[queries], 7, 1)  # [8, 7] training indices, nearest first
+    q, _ = load_eval_tensors(q_src.subset(queries), resolution=m.resolution, channels=m.channels)
     neigh = torch.stack([torch.stack([eval_transform(t_src[int(j)][0], m.resolution) for j in row])
                          for row in nn_idx])
     neigh = match_channels(neigh, m.channels)
@@ -228,7 +248,7 @@ def evaluate_cli(args) -> int:
     res = evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
                    split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
                    train_limit=args.train_limit, inception_weights=args.inception_weights,
-                   data_dir=args.data_dir, device=args.device)
+                   data_dir=args.data_dir, device=args.device, subset_seed=args.subset_seed)
     if bdist.info().is_main:
         print(format_table(res))
         out = Path(args.json) if args.json else Path(res["checkpoint"]).parent.parent / "eval.json"
