@@ -69,3 +69,16 @@ def test_periodic_probe_and_fid_references_see_every_class(folder_run, tmp_path,
     levels = ((grey[:, 0] + 1) * 127.5 - 12) / 24  # back to the class index
     assert torch.bincount(levels.round().long(), minlength=CLASSES).tolist() == [2] * CLASSES
     assert [p.name.endswith("-20-s0.pt") for p in (tmp_path / "cache" / "inception").iterdir()] == [True]
+
+
+def test_augmented_probe_runs_on_image_folders(folder_run, tmp_path):
+    """The paper's augmented probe decodes and augments folder images one by one (it was skipped before). With
+    tiny's flip augmentation a constant image is its own augmentation, so it must match the unaugmented probe
+    (same zero init, seed and minibatches)."""
+    out = tmp_path / "paper.json"
+    assert main(["eval", str(folder_run), "--metrics", "linear,linear-paper", "--feature", "avepool",
+                 "--probe-steps", "100", "--train-limit", "100", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert "linear_paper_note" not in res
+    assert res["linear_paper_avepool_top1"] == pytest.approx(res["linear_avepool_top1"], abs=0.05)
+    assert res["linear_paper_avepool_train_val_top1"] == pytest.approx(res["linear_avepool_train_val_top1"], abs=0.05)

@@ -62,34 +62,42 @@ def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data
                     limit: int | None = None, subset_seed: int = 0, lr: float = 0.01, batch_size: int = 256) -> dict:
     """The Table 1 probe protocol (App. A): zero init, Adam lr 0.01, EMA 0.9999, ``steps`` steps, with every
     minibatch freshly augmented (the run's training augmentation) and encoded by the frozen EMA E; selection on
-    train_val. In-memory sources only (the augmentation is batched on the uint8 tensor). ``limit`` trains on a
-    seeded class-stratified sample (the same images ``cached_features`` picks for that limit and seed)."""
-    from ..data import open_source
-    from ..data.subset import sample_indices
-    from ..data.transforms import crop_batch, match_channels, sample_crops
+    train_val. In-memory sources are augmented as one batch; other map-style sources (image folders) decode and
+    augment image by image in this process (slow on ImageNet: every step decodes ``batch_size`` files); streamed
+    shards cannot be indexed and are skipped with a note. ``limit`` trains on a seeded class-stratified sample
+    (the same images ``cached_features`` picks for that limit and seed)."""
+    from ..data import ShardSource, open_source
+    from ..data.subset import source_labels, subset_source
+    from ..data.transforms import augment_image, crop_batch, match_channels, sample_crops
     from .linear_probe import train_linear_probe
 
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
     src = open_source(d.source, data_dir or d.data_dir, "train_sub", train_val_size=d.train_val_size,
                       seed=cfg.train.seed)
-    tensors = src.as_tensors()
-    if tensors is None:
-        return {"linear_paper_note": f"{d.source} is not held in memory: augmented probe skipped"}
-    images, labels = tensors
-    if limit is not None:
-        idx = sample_indices(len(labels), limit, labels=labels, seed=subset_seed)
-        images, labels = images[idx], labels[idx]
+    if isinstance(src, ShardSource):
+        return {"linear_paper_note": f"{d.source} is streamed (no random access): augmented probe skipped"}
+    src = subset_source(src, limit, seed=subset_seed)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     augment = d.augment if d.augment != "none" else "flip"
+    tensors = src.as_tensors()
 
     @torch.no_grad()
     def features(idx):
-        boxes, flips = sample_crops(idx.numel(), images.shape[2], images.shape[3], augment, gen)
-        x = match_channels(crop_batch(images[idx], boxes, flips, m.e_resolution), m.channels)
+        if tensors is not None:
+            images = tensors[0]
+            boxes, flips = sample_crops(idx.numel(), images.shape[2], images.shape[3], augment, gen)
+            x = match_channels(crop_batch(images[idx], boxes, flips, m.e_resolution), m.channels)
+        else:
+            x = torch.stack([augment_image(src[int(i)][0], augment=augment, resolution=m.e_resolution,
+                                           e_resolution=m.e_resolution, channels=m.channels, generator=gen)[1]
+                             for i in idx])
         return loaded.E.features(x.to(device)).float().cpu()
 
-    placeholder = torch.zeros(images.shape[0], loaded.E.feature_dim)  # rows come from ``features``
+    labels = source_labels(src)
+    if labels is None:
+        return {"linear_paper_note": f"{d.source} has no labels here: augmented probe skipped"}
+    placeholder = torch.zeros(len(labels), loaded.E.feature_dim)  # rows come from ``features``
     r = train_linear_probe(placeholder, labels, test[0], test[1], num_classes=int(labels.max()) + 1, steps=steps,
                            lr=lr, batch_size=batch_size, val_x=val[0], val_y=val[1], seed=cfg.train.seed,
                            augment_fn=features)
