@@ -26,22 +26,29 @@ class Loaded:
     step: int
     path: Path
     run_dir: Path
+    standing_stats_batches: int = 0  # batches of the standing-statistics pass applied to G and E (0: none)
 
 
-def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu") -> Loaded:
-    """The EMA G and E of a run directory or checkpoint file, ready for evaluation."""
+def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu",
+                standing_stats_batches: int | None = None) -> Loaded:
+    """The EMA G and E of a run directory or checkpoint file, ready for evaluation: with standing statistics
+    over ``standing_stats_batches`` batches (default: the run's ``eval.standing_stats_batches``; 0: the EMA's
+    copied running statistics). Every evaluation loads its models here. Call on every rank."""
     from ..train.loop import build_models
+    from ..train.standing import ema_standing_stats
 
     path = resolve_checkpoint(target, which)
     state = load_file(path)
-    cfg = from_dict(state["config"])
+    cfg = from_dict(state["config"], drop_legacy=True)  # older runs evaluate with the EMA weights they saved
     G, _, E = build_models(cfg)
     G.load_state_dict(state["G_ema"]["model"])
+    G = G.to(device).eval()
     if E is not None:
         E.load_state_dict(state["E_ema"]["model"])
         E = E.to(device).eval()
+    n = ema_standing_stats(cfg, G, E, device=device, num_batches=standing_stats_batches)
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return Loaded(cfg, G.to(device).eval(), E, int(state["step"]), path, run_dir)
+    return Loaded(cfg, G, E, int(state["step"]), path, run_dir, n)
 
 
 def _gather_ordered(parts: Tensor, n: int, world: int) -> Tensor:
@@ -104,7 +111,11 @@ def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, 
     from ..data import open_source
 
     cfg = loaded.cfg
-    key = hashlib.sha1(f"{loaded.path.resolve()}|{loaded.step}|{split}|{limit}|{data_dir}".encode()).hexdigest()[:12]
+    ident = f"{loaded.path.resolve()}|{loaded.step}|{split}|{limit}|{data_dir}"
+    if loaded.standing_stats_batches:  # other BN statistics, other features (keys without it: no standing pass)
+        c = loaded.cfg.eval
+        ident += f"|standing {loaded.standing_stats_batches}x{c.standing_stats_batch_size} seed {c.standing_stats_seed}"
+    key = hashlib.sha1(ident.encode()).hexdigest()[:12]
     cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{limit or 'all'}-{key}.pt"
     if cache.is_file():
         d = torch.load(cache, map_location="cpu", weights_only=True)

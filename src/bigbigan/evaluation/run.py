@@ -132,18 +132,22 @@ def _interpolation_picture(loaded: Loaded, x_e, path: Path, device, steps: int =
 def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", split: str = "test",
              fid_samples: int = 10000, probe_steps: int = 5000, features: tuple[str, ...] = ("avepool", "bn-crelu"),
              train_limit: int | None = None, inception_weights: str | None = None, data_dir: str | None = None,
-             device: str | None = None, progress: bool = True, pictures: bool = True) -> dict:
-    """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready)."""
+             device: str | None = None, progress: bool = True, pictures: bool = True,
+             standing_stats_batches: int | None = None) -> dict:
+    """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready).
+
+    ``standing_stats_batches``: batches of the standing-statistics pass (default: the run's
+    ``eval.standing_stats_batches``; 0: off)."""
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         from ..config import ConfigError
 
         raise ConfigError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    loaded = load_models(target, which, device)
+    loaded = load_models(target, which, device, standing_stats_batches)
     cfg = loaded.cfg
     res: dict = {"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
-                 "split": split, "timings_s": {}}
+                 "split": split, "standing_stats_batches": loaded.standing_stats_batches, "timings_s": {}}
     pics = loaded.run_dir / "eval" if pictures else None
     need_e = {"linear", "linear-sweep", "linear-paper", "knn", "recon"} & set(metrics)
     if need_e and loaded.E is None:
@@ -228,7 +232,7 @@ def evaluate_cli(args) -> int:
     res = evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
                    split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
                    train_limit=args.train_limit, inception_weights=args.inception_weights,
-                   data_dir=args.data_dir, device=args.device)
+                   data_dir=args.data_dir, device=args.device, standing_stats_batches=args.standing_stats_batches)
     if bdist.info().is_main:
         print(format_table(res))
         out = Path(args.json) if args.json else Path(res["checkpoint"]).parent.parent / "eval.json"
