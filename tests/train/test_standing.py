@@ -109,3 +109,13 @@ def test_export_and_evaluation_use_standing_statistics(tmp_path, batches):
         torch.testing.assert_close(v, exported[f"G.{k}"], rtol=0, atol=0)
     for k, v in loaded.E.state_dict().items():
         torch.testing.assert_close(v, exported[f"E.{k}"], rtol=0, atol=0)
+
+
+def test_a_run_resumes_with_other_evaluation_settings_but_not_another_ema_start():
+    from bigbigan.config import ConfigError
+    from bigbigan.train.run import check_resumable
+
+    saved = resolve("tiny")
+    check_resumable(saved, resolve("tiny", "base", ["eval.standing_stats_batches=0"]))  # evaluation only
+    with pytest.raises(ConfigError, match="optim.ema_start=2"):
+        check_resumable(saved, resolve("tiny", "base", ["optim.ema_start=3"]))
