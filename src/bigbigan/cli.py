@@ -223,6 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--inception-weights", help="1008-class Inception weights (pt_inception-2015-12-05) for IS")
     ep.add_argument("--data-dir", help="override the run's data directory")
     ep.add_argument("--device", help="cpu or cuda")
+    ep.add_argument("--standing-stats-batches", type=int, metavar="N",
+                    help="BN statistics of EMA G and E re-estimated over N seeded batches (standing statistics); "
+                         "0: the EMA's copied running statistics (default: the run's eval.standing_stats_batches)")
     ep.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of a run")

@@ -41,8 +41,8 @@ class PeriodicEval:
 
         cfg, t0 = self.cfg, time.monotonic()
         rec: dict = {"step": trainer.step, "subset_seed": self.subset_seed}
-        if trainer.ema_E is not None and self.train_src.num_classes:
-            E = trainer.ema_E.model
+        G, E = trainer.eval_models()  # EMA models with standing statistics when configured (every rank)
+        if E is not None and self.train_src.num_classes:
             kw = {"resolution": cfg.model.e_resolution, "channels": cfg.model.channels, "device": trainer.device,
                       "progress": False}
             tr_f, tr_y = extract_features(E, self.train_src, **kw)
@@ -54,7 +54,7 @@ class PeriodicEval:
         if cfg.train.eval_fid_samples:
             from .generative import generation_metrics
 
-            rec.update(generation_metrics(cfg, trainer.ema_G.model, n=cfg.train.eval_fid_samples,
+            rec.update(generation_metrics(cfg, G, n=cfg.train.eval_fid_samples,
                                           metrics={"fid"}, inception_weights=None, device=trainer.device,
                                           progress=False, subset_seed=self.subset_seed))
         rec["eval_seconds"] = time.monotonic() - t0

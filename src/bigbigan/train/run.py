@@ -12,6 +12,7 @@ from .. import rundir
 from ..config import Config, ConfigError, from_dict, load_yaml, to_dict
 from .checkpoint import config_differences, load_latest
 from .loop import Trainer
+from .stream import build_stream
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -26,10 +27,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def check_resumable(saved: Config, given: Config) -> None:
-    """A run may only be resumed with the same settings, except the ``train.*`` budget and cadence fields."""
+    """A run may only be resumed with the same settings, except the ``train.*`` budget and cadence fields and the
+    ``eval.*`` fields (they do not change training)."""
     a, b = _flatten(to_dict(saved)), _flatten(to_dict(given))
     for key in a:
-        if key.startswith("train.") or key == "data.num_workers":
+        if key.startswith(("train.", "eval.")) or key == "data.num_workers":
             continue
         if a[key] != b.get(key):
             raise ConfigError(
@@ -57,26 +59,6 @@ def saved_config(run_dir: str | Path) -> Config | None:
                 "the run's: restore config.yaml or use a new --out"
             )
     return cfg
-
-
-def build_stream(cfg: Config, *, rank: int = 0, world: int = 1):
-    """The training data stream of ``cfg`` for one rank."""
-    from ..data import TrainStream, open_source
-
-    d, m = cfg.data, cfg.model
-    source = open_source(d.source, d.data_dir, "train", train_val_size=d.train_val_size, seed=cfg.train.seed)
-    return TrainStream(
-        source,
-        global_batch=cfg.optim.batch_size,
-        resolution=m.resolution,
-        e_resolution=m.e_resolution if m.encoder.arch != "none" else m.resolution,
-        augment=d.augment,
-        channels=m.channels,
-        seed=cfg.train.seed,
-        rank=rank,
-        world=world,
-        num_workers=d.num_workers,
-    )
 
 
 def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None, progress: bool = True,
