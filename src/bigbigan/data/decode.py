@@ -23,7 +23,12 @@ def decode_rgb(data: bytes | str | Path) -> Tensor:
     """
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
     with Image.open(stream) as image:
-        if image.mode in ("P", "PA", "LA"):
-            image = image.convert("RGBA")  # palette / alpha images: via RGBA, so PIL drops alpha cleanly
-        array = np.asarray(image.convert("RGB"))  # [H, W, 3]
+        return pil_rgb(image)
+
+
+def pil_rgb(image: Image.Image) -> Tensor:
+    """uint8 [3, H, W] from an open PIL image, converted as ``decode_rgb`` converts files."""
+    if image.mode in ("P", "PA", "LA"):
+        image = image.convert("RGBA")  # palette / alpha images: via RGBA, so PIL drops alpha cleanly
+    array = np.asarray(image.convert("RGB"))  # [H, W, 3]
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
