@@ -401,7 +401,7 @@ def load(path: str | Path, *, checkpoint: str = "latest", device: str | torch.de
         if isinstance(path, str) and "/" not in path and is_export(shipped):
             return _from_export(shipped, device)
         names = shipped_names()
-        raise CheckpointError(f"{path} is neither a file or directory nor a shipped model name "
+        raise CheckpointError(f"{path} is not a file, a directory or the name of a shipped model "
                               f"(shipped: {', '.join(names) if names else 'none in this installation'})")
     if p.is_dir() and is_export(p):
         return _from_export(p, device)
