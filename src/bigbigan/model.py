@@ -405,6 +405,9 @@ def load(path: str | Path, *, checkpoint: str = "latest", device: str | torch.de
                               f"(shipped: {', '.join(names) if names else 'none in this installation'})")
     if p.is_dir() and is_export(p):
         return _from_export(p, device)
+    if p.is_dir() and not (p / "checkpoints").is_dir():
+        raise CheckpointError(f"{p} is neither a run directory (no checkpoints/) nor an exported model (no "
+                              "config.json + model.safetensors)")
     if p.is_file() and p.suffix == ".safetensors":
         return _from_export(p, device)
     return _from_checkpoint(p, checkpoint, device, data_dir)
