@@ -2,6 +2,7 @@
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from safetensors import safe_open
 
 import bigbigan
 from bigbigan.cli import main
+from bigbigan.train.checkpoint import atomic_save, list_checkpoints, load_file
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +137,17 @@ def test_user_errors_are_one_line(exported, folder, tmp_path, capsys, argv, mess
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("bigbigan: error:") and message in err and "\n" not in err
+
+
+def test_export_without_the_training_data_says_what_to_do(tiny_run, tmp_path, capsys):
+    """A run whose folder data has moved: export refuses in one line naming the ways out, which work."""
+    run = tmp_path / "moved"
+    shutil.copytree(tiny_run, run)
+    _, path = list_checkpoints(run)[-1]
+    state = load_file(path)
+    state["config"]["data"].update(source="folder", data_dir=str(tmp_path / "gone"))
+    atomic_save(state, path)
+    assert main(["export", str(run), "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert "--stats-images 0" in err and "--data-dir" in err and "\n" not in err.strip()
+    assert main(["export", str(run), "--out", str(tmp_path / "y"), "--stats-images", "0"]) == 0

@@ -123,8 +123,14 @@ def export_run(target: str | Path, out: str | Path, *, which: str = "latest", dt
         prepare(loaded.cfg, loaded.G, loaded.E)
     stats = None
     if loaded.E is not None and stats_images > 0:
-        stats = feature_statistics(loaded.E, loaded.cfg, images=stats_images, data_dir=data_dir, device=device,
-                                   progress=progress)
+        from .data import DataError
+
+        try:
+            stats = feature_statistics(loaded.E, loaded.cfg, images=stats_images, data_dir=data_dir,
+                                       device=device, progress=progress)
+        except DataError as exc:
+            raise DataError(f"the BN+CReLU feature statistics need the run's training data: {exc} (give "
+                            "--data-dir, or --stats-images 0 to export without them)") from None
     info = {"step": loaded.step, "checkpoint": loaded.path.name}
     return write_export(out, loaded.cfg, loaded.G.float(), loaded.E, stats=stats, dtype=dtype, info=info)
 
