@@ -5,7 +5,7 @@
 1. exports the run's EMA G and E (``bigbigan export``) into ``src/bigbigan/pretrained/NAME/`` (config.json,
    model.safetensors), stored as ``--dtype``;
 2. loads it back with ``bigbigan.load`` and measures the fixed linear probe (``bigbigan.evaluation.fixed_probe``:
-   class-stratified seeded subsets, Fashion-MNIST 500 + 100 per class, so a fixed 1K test subset) on the
+   class-stratified seeded subsets, Fashion-MNIST 200 + 100 per class, so a fixed 1K test subset) on the
    weights as stored; with a storage dtype other than float32 the float32 figure is measured too (the cost
    of the rounding);
 3. writes ``metadata.json`` (what it is: data, iterations, wall time, the run's eval.json figures, the probe
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32")
     p.add_argument("--checkpoint", choices=["latest", "best"], default="latest")
     p.add_argument("--root", help="pretrained folder (default: the package's src/bigbigan/pretrained)")
-    p.add_argument("--train-per-class", type=int, default=500)
+    p.add_argument("--train-per-class", type=int, default=200)
     p.add_argument("--test-per-class", type=int, default=100)
     p.add_argument("--probe-steps", type=int, default=1000)
     p.add_argument("--no-progress", action="store_true")
