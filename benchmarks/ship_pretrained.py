@@ -29,7 +29,7 @@ import torch
 import bigbigan
 from bigbigan import model as bmodel
 from bigbigan.evaluation.fixed_probe import ProbeProtocol, fixed_probe
-from bigbigan.export import export_run
+from bigbigan.export import export_run, write_export
 
 MAX_MB = 20.0  # the package must stay small: a shipped model over this is refused
 DATA_LICENCES = {
@@ -43,14 +43,16 @@ FIGURE_KEYS = ("linear_avepool_top1", "linear_bn_crelu_top1", "linear_sweep_avep
 
 def _card(meta: dict) -> str:
     p = meta["probe"]
-    figs = "\n".join(f"| {k} | {v:.4g} |" if isinstance(v, float) else f"| {k} | {v} |"
-                     for k, v in meta["run_figures"].items()) or "| (no eval.json in the run) | |"
+    from bigbigan.evaluation.report import duration, fmt_value
+
+    figs = "\n".join(f"| {k} | {fmt_value(k, v)} |" for k, v in meta["run_figures"].items()) or \
+        "| (no eval.json in the run) | |"
     return f"""# bigbigan pretrained model: {meta['name']}
 
 {meta['what']}
 
 - **Data**: {meta['data']} ({meta['data_licence']}).
-- **Training**: {meta['iterations']} iterations, {meta['train_minutes']:.0f} minutes of wall time
+- **Training**: {meta['iterations']} iterations, {duration(meta['train_minutes'])} of wall time
   (`{meta['scale']}` / `{meta['variant']}`; full configuration in `config.json`).
 - **Weights**: EMA G and E, stored as {meta['dtype']} ({meta['size_mb']:.1f} MB); licence {meta['licence']}.
 - **Check**: linear probe top-1 {p['top1']:.4f} on a fixed {p['test_images']}-image class-stratified test
@@ -83,14 +85,20 @@ def ship(run: str | Path, name: str, *, root: Path | None = None, dtype: str = "
     out = root / name
     run = Path(run)
     with tempfile.TemporaryDirectory() as tmp:
-        staged = export_run(run, Path(tmp) / name, which=which, dtype=dtype, progress=progress)
+        staged = export_run(run, Path(tmp) / "float32", which=which, progress=progress)
         model = bigbigan.load(staged)
+        protocol = protocol or ProbeProtocol(data=model.cfg.data.source, data_dir=model.cfg.data.data_dir)
+        top1_float32 = None
+        if dtype != "float32":  # the same weights and statistics, rounded; the figure is measured on those
+            top1_float32 = fixed_probe(model, protocol, progress=progress)["top1"]
+            info = {k: model.info[k] for k in ("step", "checkpoint")}
+            staged = write_export(Path(tmp) / name, model.cfg, model.G, model.E, stats=model.feature_stats,
+                                  dtype=dtype, info=info)
+            model = bigbigan.load(staged)
         cfg = model.cfg
-        protocol = protocol or ProbeProtocol(data=cfg.data.source, data_dir=cfg.data.data_dir)
         probe = fixed_probe(model, protocol, progress=progress)
-        if dtype != "float32":
-            full = export_run(run, Path(tmp) / "float32", which=which, progress=progress)
-            probe["top1_float32"] = fixed_probe(bigbigan.load(full), protocol, progress=progress)["top1"]
+        if top1_float32 is not None:
+            probe["top1_float32"] = top1_float32
         size_mb = sum(f.stat().st_size for f in staged.iterdir()) / 1e6
         if size_mb > MAX_MB:
             raise SystemExit(f"ship_pretrained: {size_mb:.1f} MB is over the {MAX_MB:.0f} MB limit; "
