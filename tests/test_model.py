@@ -158,3 +158,15 @@ def test_bad_inputs_are_refused_clearly(model):
         model.encode([])
     with pytest.raises(DataError, match="0..255"):
         model.encode(torch.full((1, 8, 8), 300, dtype=torch.int32))
+
+
+def test_export_runs_the_prepare_hook_before_writing(tiny_run, tmp_path):
+    """``prepare(cfg, G, E)`` (e.g. standing BN statistics) changes what is exported, statistics included."""
+    def prepare(cfg, G, E):
+        E.out_bn.running_mean.fill_(0.5)
+
+    out = export_run(tiny_run, tmp_path / "prepared", prepare=prepare, progress=False)
+    back = bigbigan.load(out)
+    assert torch.all(back.E.out_bn.running_mean == 0.5)
+    plain = bigbigan.load(tiny_run)
+    assert not torch.equal(back.feature_stats.mean, plain.feature_stats.mean)

@@ -119,10 +119,10 @@ class _Images:
         if isinstance(images, (list, tuple)):
             if not images:
                 raise DataError("no images given")
-            items = [_as_tensor(im, f"image {i}") for i, im in enumerate(images)]
-            self.parts: list[Tensor] = []
-            for t in items:  # a list may mix single images and batches
-                self.parts += list(t) if t.dim() == 4 else [t]
+            self.parts: list[Tensor | str | Path] = []  # file paths are decoded batch by batch, when needed
+            for i, im in enumerate(images):  # a list may mix single images and batches
+                t = im if isinstance(im, (str, Path)) else _as_tensor(im, f"image {i}")
+                self.parts += list(t) if isinstance(t, Tensor) and t.dim() == 4 else [t]
             self.batch = None
         else:
             t = _as_tensor(images, "images")
@@ -139,7 +139,8 @@ class _Images:
             if self.batch is not None:  # one tensor of equal-sized images: transformed as a batch
                 chunk = [self.batch[start: start + batch_size]]
             else:
-                chunk = [p[None] for p in self.parts[start: start + batch_size]]
+                chunk = [_as_tensor(p, f"image {start + i}")[None] if isinstance(p, (str, Path)) else p[None]
+                         for i, p in enumerate(self.parts[start: start + batch_size])]
             out = []
             for i, x in enumerate(chunk):
                 what = f"image {start + i}" if self.batch is None else "images"
