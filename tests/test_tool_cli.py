@@ -12,6 +12,7 @@ from safetensors import safe_open
 
 import bigbigan
 from bigbigan.cli import main
+from bigbigan.config import from_dict, save_yaml
 from bigbigan.train.checkpoint import atomic_save, list_checkpoints, load_file
 
 
@@ -147,7 +148,10 @@ def test_export_without_the_training_data_says_what_to_do(tiny_run, tmp_path, ca
     state = load_file(path)
     state["config"]["data"].update(source="folder", data_dir=str(tmp_path / "gone"))
     atomic_save(state, path)
+    save_yaml(from_dict(state["config"]), run / "config.yaml")  # the run's own record moves with it
     assert main(["export", str(run), "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
-    assert "--stats-images 0" in err and "--data-dir" in err and "\n" not in err.strip()
-    assert main(["export", str(run), "--out", str(tmp_path / "y"), "--stats-images", "0"]) == 0
+    assert "--stats-images 0" in err and "--data-dir" in err and "--standing-stats-batches 0" in err
+    assert "\n" not in err.strip()
+    assert main(["export", str(run), "--out", str(tmp_path / "y"), "--stats-images", "0",
+                 "--standing-stats-batches", "0"]) == 0

@@ -108,6 +108,7 @@ def write_export(out: str | Path, cfg: Config, G: nn.Module, E: nn.Module | None
 
 def export_run(target: str | Path, out: str | Path, *, which: str = "latest", dtype: str = "float32",
                stats_images: int = STATS_IMAGES, data_dir: str | None = None, device: str = "cpu",
+               standing_stats_batches: int | None = None,
                prepare: Callable[[Config, nn.Module, nn.Module | None], None] | None = None,
                progress: bool = True) -> Path:
     """``bigbigan export``: the EMA G and E of a run directory or checkpoint, as an exported directory.
@@ -116,15 +117,17 @@ def export_run(target: str | Path, out: str | Path, *, which: str = "latest", dt
     given, runs on them before anything is written (e.g. re-estimating standing BN statistics); the feature
     statistics are computed afterwards, so they describe the exported E. ``stats_images=0`` skips them.
     """
+    from .data import DataError
     from .evaluation.features import load_models
 
-    loaded = load_models(target, which, device)
+    try:  # standing statistics (the run's eval.* settings, or standing_stats_batches) need the training data
+        loaded = load_models(target, which, device, standing_stats_batches, data_dir=data_dir)
+    except DataError as exc:
+        raise DataError(f"{exc}; to export without the training data, also give --stats-images 0") from None
     if prepare is not None:
         prepare(loaded.cfg, loaded.G, loaded.E)
     stats = None
     if loaded.E is not None and stats_images > 0:
-        from .data import DataError
-
         try:
             stats = feature_statistics(loaded.E, loaded.cfg, images=stats_images, data_dir=data_dir,
                                        device=device, progress=progress)

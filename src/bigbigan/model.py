@@ -370,7 +370,7 @@ def _from_checkpoint(path: Path, which: str, device: str | torch.device, data_di
     from .evaluation.features import load_models
     from .export import feature_statistics
 
-    loaded = load_models(path, which, "cpu")
+    loaded = load_models(path, which, "cpu", data_dir=data_dir)
 
     def stats() -> FeatureStats:
         return feature_statistics(loaded.E, loaded.cfg, data_dir=data_dir, device=model.device)
