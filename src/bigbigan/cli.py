@@ -5,6 +5,11 @@
     bigbigan eval RUN_DIR_OR_CHECKPOINT --metrics linear,knn,fid,kid,is,recon [--json OUT]
     bigbigan report RUN_DIR
     bigbigan ablate --scale S --variants a,b,c --seeds N --minutes M
+    bigbigan export RUN_DIR --out DIR
+    bigbigan encode MODEL --images DIR | --data NAME [--split S] --out FILE.npy|.safetensors|.csv
+    bigbigan sample MODEL -n 64 --out grid.png|DIR
+    bigbigan reconstruct MODEL IMAGES... --out grid.png
+    bigbigan neighbours MODEL QUERY... --index DIR [--out grid.png]
 
 User mistakes end in one line on stderr (exit status 2); programming errors keep their traceback.
 """
@@ -12,6 +17,8 @@ User mistakes end in one line on stderr (exit status 2); programming errors keep
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 
 from . import presets
@@ -20,10 +27,11 @@ from .config import ConfigError
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     from .data.errors import DataError
+    from .rundir import RunDirError
     from .train.checkpoint import CheckpointError
     from .train.loop import TrainingError
 
-    errs: list[type[BaseException]] = [ConfigError, DataError, CheckpointError, TrainingError]
+    errs: list[type[BaseException]] = [ConfigError, DataError, CheckpointError, TrainingError, RunDirError]
     try:
         from .evaluation.inception import InceptionUnavailable
 
@@ -110,16 +118,40 @@ def _train_config(args: argparse.Namespace):
     return cfg
 
 
+def check_device(name: str | None) -> None:
+    """Refuse an unknown device name, or CUDA on a machine without a GPU, before anything is loaded."""
+    if name is None:
+        return
+    import torch
+
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r} is not a device; use cpu or cuda (cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} asked for a GPU, but torch sees no CUDA device here; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {name!r} is not supported; use cpu or cuda")
+
+
+# Exit statuses after a signal stop (the checkpoint is saved first): the shell's 128 + signal number, so a
+# scheduler sees that the run was interrupted, not finished.
+SIGNAL_EXIT = {"SIGTERM": 143, "SIGINT": 130}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from .runtime import tune_allocator, warn_if_contended
     from .train.run import run_training
 
+    check_device(args.device)
     tune_allocator()
     warn_if_contended()
     cfg = _train_config(args)
     summary = run_training(cfg, args.out, device=args.device, progress=not args.no_progress)
     print(f"run directory: {args.out} (config.yaml, checkpoints/, images/, stats.jsonl, tb/, ema.safetensors)")
-    return 0 if summary["stopped_by"] in ("steps", "minutes", "SIGTERM", "SIGINT") else 1
+    if summary["stopped_by"] in SIGNAL_EXIT:
+        return SIGNAL_EXIT[summary["stopped_by"]]
+    return 0 if summary["stopped_by"] in ("steps", "minutes") else 1
 
 
 # ---- eval / report / ablate ---------------------------------------------------------------------------------
@@ -128,6 +160,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .runtime import tune_allocator, warn_if_contended
 
+    check_device(args.device)
     tune_allocator()
     warn_if_contended()
     from .evaluation.run import evaluate_cli
@@ -151,6 +184,105 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from .ablate import ablate_cli
 
     return ablate_cli(args)
+
+
+# ---- the model as a tool: export, encode, sample, reconstruct, neighbours -------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .commands import export_cmd
+
+    return export_cmd(args)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from .commands import encode_cmd
+
+    return encode_cmd(args)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .commands import sample_cmd
+
+    return sample_cmd(args)
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .commands import reconstruct_cmd
+
+    return reconstruct_cmd(args)
+
+
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    from .commands import neighbours_cmd
+
+    return neighbours_cmd(args)
+
+
+def add_tool_parsers(sub) -> None:
+    """Register export, encode, sample, reconstruct and neighbours (MODEL: anything ``bigbigan.load`` takes)."""
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", help="run directory, checkpoint, exported directory or shipped model name")
+        p.add_argument("--checkpoint", choices=["latest", "best"], default="latest",
+                       help="which checkpoint of a run directory (default latest)")
+        p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    xp = sub.add_parser("export", help="export a run's EMA G and E as config.json + model.safetensors",
+                        description="Write the EMA G and E of a run (with the training-feature statistics for "
+                        "BN+CReLU) in the Hugging Face layout that bigbigan.load reads.")
+    xp.add_argument("run", help="run directory or checkpoint file")
+    xp.add_argument("--out", required=True, help="output directory")
+    xp.add_argument("--checkpoint", choices=["latest", "best"], default="latest", help="which checkpoint")
+    xp.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                    help="storage type of the weights (loaded back as float32; default %(default)s)")
+    xp.add_argument("--stats-images", type=int, default=10000,
+                    help="training images for the BN+CReLU feature statistics; 0: none (default %(default)s)")
+    xp.add_argument("--data-dir", help="where the run's training data lives now (for the standing BN statistics "
+                    "and the feature statistics)")
+    xp.add_argument("--standing-stats-batches", type=int,
+                    help="batches of the standing BN statistics pass for EMA G and E (default: the run's "
+                    "eval.standing_stats_batches; 0: keep the copied statistics)")
+    xp.add_argument("--device", help="cpu or cuda (default cpu)")
+    xp.set_defaults(func=cmd_export)
+
+    enc = sub.add_parser("encode", help="encoder features of images (a folder or a data set) to a file")
+    model_args(enc)
+    src = enc.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="a folder of images (class sub-folders give labels, else -1)")
+    src.add_argument("--data", help="a data source: fashion-mnist, mnist, digits, folder, cifar10, shards")
+    enc.add_argument("--data-dir", help="where --data lives (default: the source's standard location)")
+    enc.add_argument("--split", default="test", help="split of --data: train, test, ... (default test)")
+    enc.add_argument("--feature", choices=["avepool", "bn_crelu", "z"], default="avepool",
+                     help="AvePool [F], BN+CReLU [2F] or E's mean latent [z_dim] (default avepool)")
+    enc.add_argument("--out", required=True, help="output: .npy (structured), .safetensors or .csv")
+    enc.add_argument("--batch-size", type=int, default=256)
+    enc.set_defaults(func=cmd_encode)
+
+    smp = sub.add_parser("sample", help="images from the EMA generator, as a grid or one PNG each")
+    model_args(smp)
+    smp.add_argument("-n", type=int, default=64, help="how many images (default 64)")
+    smp.add_argument("--seed", type=int, default=0, help="latent seed: the same seed gives the same images")
+    smp.add_argument("--nrow", type=int, help="images per grid row (default: a square)")
+    smp.add_argument("--out", required=True, help="grid.png, or a directory for sample-00000.png, ...")
+    smp.set_defaults(func=cmd_sample)
+
+    rec = sub.add_parser("reconstruct", help="G(E(x)) of images: a grid with inputs above reconstructions")
+    model_args(rec)
+    rec.add_argument("images", nargs="+", help="image files or folders")
+    rec.add_argument("--out", required=True, help="output grid (PNG)")
+    rec.add_argument("--ncol", type=int, default=8, help="images per row (default 8)")
+    rec.set_defaults(func=cmd_reconstruct)
+
+    nb = sub.add_parser("neighbours", help="nearest images in a folder by the paper's D1 distance (App. C)")
+    model_args(nb)
+    nb.add_argument("query", nargs="+", help="query image files or folders")
+    nb.add_argument("--index", required=True, help="folder of images to search")
+    nb.add_argument("-k", type=int, default=8, help="neighbours per query (default 8)")
+    nb.add_argument("-p", type=int, choices=[1, 2], default=1, help="distance D_p (default 1, the paper's D1)")
+    nb.add_argument("--out", help="write a grid: each query followed by its neighbours")
+    nb.set_defaults(func=cmd_neighbours)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,13 +322,20 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--probe-steps", type=int, default=5000, help="linear probe Adam steps (default 5000)")
     ep.add_argument("--feature", choices=["avepool", "bn-crelu", "both"], default="both",
                     help="linear probe feature (default both)")
-    ep.add_argument("--train-limit", type=int, help="use at most this many training images (quick checks)")
+    ep.add_argument("--train-limit", type=int,
+                    help="train probes on this many training images, a seeded class-stratified sample (quick checks)")
+    ep.add_argument("--subset-seed", type=int, default=0,
+                    help="seed of every evaluation subset (--train-limit, FID references, reconstructions, picture "
+                         "queries); written to the JSON as subset_seed (default %(default)s)")
     ep.add_argument("--inception-weights", help="1008-class Inception weights (pt_inception-2015-12-05) for IS")
     ep.add_argument("--inception-precision", choices=["fp32", "fp32-eager", "bf16"],
                     help="how the FID/KID Inception runs: fp32 (the TorchScript as shipped), fp32-eager (same "
                     "weights, BN folded, channels_last: 1.4x), bf16 (eager under bf16 autocast: 2.5x) (default fp32)")
     ep.add_argument("--data-dir", help="override the run's data directory")
     ep.add_argument("--device", help="cpu or cuda")
+    ep.add_argument("--standing-stats-batches", type=int, metavar="N",
+                    help="BN statistics of EMA G and E re-estimated over N seeded batches (standing statistics); "
+                         "0: the EMA's copied running statistics (default: the run's eval.standing_stats_batches)")
     ep.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of a run")
@@ -212,25 +351,50 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--steps", type=int, help="training iterations per run")
     ap.add_argument("--out", default="runs/ablate", help="directory holding one run per variant x seed")
     ap.add_argument("--fid-samples", type=int, default=2000, help="images per side for FID (default 2000)")
-    ap.add_argument("--probe-steps", type=int, default=5000)
+    ap.add_argument("--probe-steps", type=int, default=5000, help="linear probe Adam steps (default 5000)")
+    ap.add_argument("--protocol", default="fast",
+                    help="fast (last checkpoint, probe on cached unaugmented features, Cls. on test) or paper "
+                         "(Table 1: periodic train_val probe, best checkpoint, augmented probe, Cls. on train_val "
+                         "plus a test column) (default %(default)s)")
+    ap.add_argument("--eval-every", type=int,
+                    help="--protocol paper: steps between train_val evaluations (default a tenth of --steps, "
+                         "else the scale's train.eval_every)")
     ap.add_argument("--inception-weights", help="1008-class Inception weights for IS")
     ap.add_argument("--data", help="data source override")
     ap.add_argument("--data-dir")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.set_defaults(func=cmd_ablate)
+    add_tool_parsers(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so a closed pipe is reported below and not at interpreter exit
+        return status
     except _user_errors() as exc:
         print(f"bigbigan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bigbigan: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bigbigan presets | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 141
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"bigbigan: error: {exc.strerror}{where}", file=sys.stderr)
+        return 2
+
+
+# OSErrors that are the machine's state, not a bug: a full disk, a read-only or forbidden path.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                       errno.EISDIR}
 
 
 if __name__ == "__main__":

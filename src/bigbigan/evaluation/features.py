@@ -1,6 +1,7 @@
 """Trained (EMA) models from a checkpoint, and encoder features extracted once per checkpoint and split.
 
-Features are cached under ``RUN_DIR/features/`` keyed by checkpoint, split and image count, so several
+Features are cached under ``RUN_DIR/features/`` keyed by the weights' content hash, the data, the split, the
+image count and the subset seed, so several
 evaluations (linear probe, k-NN, nearest-neighbour pictures) reuse one extraction.
 """
 
@@ -14,8 +15,9 @@ import torch
 from torch import Tensor, nn
 
 from .. import dist as bdist
-from ..config import Config, from_dict
-from ..train.checkpoint import load_file, resolve_checkpoint
+from ..config import Config, from_dict, load_yaml, to_dict
+from ..data.errors import DataError
+from ..train.checkpoint import CheckpointError, config_differences, load_file, resolve_checkpoint
 
 
 @dataclass
@@ -26,22 +28,53 @@ class Loaded:
     step: int
     path: Path
     run_dir: Path
+    digest: str = ""  # content hash of the EMA encoder's (else generator's) saved weights
+    standing_stats_batches: int = 0  # batches of the standing-statistics pass applied to G and E (0: none)
 
 
-def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu") -> Loaded:
-    """The EMA G and E of a run directory or checkpoint file, ready for evaluation."""
+def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu",
+                standing_stats_batches: int | None = None, data_dir: str | None = None) -> Loaded:
+    """The EMA G and E of a run directory or checkpoint file, ready for evaluation: with standing statistics
+    over ``standing_stats_batches`` batches (default: the run's ``eval.standing_stats_batches``; 0: the EMA's
+    copied running statistics). Every evaluation loads its models here. Call on every rank."""
     from ..train.loop import build_models
+    from ..train.standing import ema_standing_stats
 
     path = resolve_checkpoint(target, which)
     state = load_file(path)
-    cfg = from_dict(state["config"])
+    cfg = from_dict(state["config"], drop_legacy=True)  # older runs evaluate with the EMA weights they saved
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    own = run_dir / "config.yaml"
+    if path.parent.name == "checkpoints" and own.is_file():  # a stray checkpoint of another run or variant
+        differ = config_differences(to_dict(load_yaml(own, drop_legacy=True)), to_dict(cfg))
+        if differ:
+            raise CheckpointError(f"{path} does not belong to the run in {run_dir} ({differ})")
     G, _, E = build_models(cfg)
     G.load_state_dict(state["G_ema"]["model"])
+    G = G.to(device).eval()
     if E is not None:
         E.load_state_dict(state["E_ema"]["model"])
         E = E.to(device).eval()
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return Loaded(cfg, G.to(device).eval(), E, int(state["step"]), path, run_dir)
+    digest = weights_digest(state.get("E_ema", state["G_ema"])["model"])
+    if data_dir:  # the data has moved since training: the standing pass and features read it here
+        cfg.data.data_dir = data_dir
+    try:
+        n = ema_standing_stats(cfg, G, E, device=device, num_batches=standing_stats_batches)
+    except DataError as exc:
+        raise DataError(f"standing statistics of the EMA encoder need the run's training data: {exc} (give "
+                        "--data-dir, or --standing-stats-batches 0 to keep the copied BN statistics)") from None
+    return Loaded(cfg, G, E, int(state["step"]), path, run_dir, digest, n)
+
+
+def weights_digest(state: dict[str, Tensor]) -> str:
+    """A content hash of a state dict (names, dtypes, shapes, bytes): the feature cache's key, so a new model
+    written to an old checkpoint path never reads the old model's features."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous().reshape(-1)  # 0-dim buffers too
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _gather_ordered(parts: Tensor, n: int, world: int) -> Tensor:
@@ -60,7 +93,10 @@ def _gather_ordered(parts: Tensor, n: int, world: int) -> Tensor:
 def extract_features(E: nn.Module, source, *, resolution: int, channels: int, batch_size: int = 250,
                      device: str | torch.device = "cpu", limit: int | None = None, progress: bool = True,
                      desc: str = "features") -> tuple[Tensor, Tensor]:
-    """AvePool features [N, F] and labels [N] of ``source`` (eval transform), sharded across ranks if any."""
+    """AvePool features [N, F] and labels [N] of ``source`` (eval transform), sharded across ranks if any.
+
+    ``limit`` takes the first images (speed measurements only); evaluations pass a ``subset_source`` instead.
+    """
     from ..data import eval_batches
 
     info = bdist.info()
@@ -99,21 +135,36 @@ def extract_features(E: nn.Module, source, *, resolution: int, channels: int, ba
 
 
 def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, limit: int | None = None,
-                    device: str | torch.device = "cpu", progress: bool = True) -> tuple[Tensor, Tensor]:
-    """Features of ``split`` for the checkpoint in ``loaded``, from the cache when present."""
+                    subset_seed: int = 0, device: str | torch.device = "cpu",
+                    progress: bool = True) -> tuple[Tensor, Tensor]:
+    """Features of ``split`` (or of a seeded, class-stratified sample of ``limit`` of its images) for the
+    checkpoint in ``loaded``, from the cache when present."""
     from ..data import open_source
+    from ..data.subset import subset_source
 
     cfg = loaded.cfg
-    key = hashlib.sha1(f"{loaded.path.resolve()}|{loaded.step}|{split}|{limit}|{data_dir}".encode()).hexdigest()[:12]
-    cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{limit or 'all'}-{key}.pt"
+    d, m = cfg.data, cfg.model
+    tag = f"{limit}-s{subset_seed}" if limit is not None else "all"  # the seed names the sample
+    # Everything the features depend on: the weights' content and their BN statistics (standing pass), the
+    # images (source, location, split, count, subset seed, held-out size and split seed) and the encoder's
+    # input (resolution, channels).
+    where = Path(data_dir or d.data_dir).expanduser().resolve() if (data_dir or d.data_dir) else None
+    standing = "none"
+    if loaded.standing_stats_batches:
+        c = cfg.eval
+        standing = f"{loaded.standing_stats_batches}x{c.standing_stats_batch_size}s{c.standing_stats_seed}"
+    parts = (loaded.digest, standing, d.source, where, split, tag, d.train_val_size, cfg.train.seed,
+             m.e_resolution, m.channels)
+    key = hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
+    cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{tag}-{key}.pt"
     if cache.is_file():
         d = torch.load(cache, map_location="cpu", weights_only=True)
         return d["features"], d["labels"]
-    d = cfg.data
     source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
                          seed=cfg.train.seed)
+    source = subset_source(source, limit, seed=subset_seed)
     f, y = extract_features(loaded.E, source, resolution=cfg.model.e_resolution, channels=cfg.model.channels,
-                            device=device, limit=limit, progress=progress, desc=f"features {split}")
+                            device=device, progress=progress, desc=f"features {split}")
     if bdist.info().is_main:
         from ..train.checkpoint import atomic_save
 

@@ -1,6 +1,7 @@
 """Generation metrics of an EMA generator: FID and KID against cached training-set Inception features, IS.
 
-Reference features are computed once per (dataset, split, resolution, count) and cached in
+Reference features (a seeded, class-stratified sample of the split, ``bigbigan.data.subset``) are computed once
+per (dataset, split, resolution, count, subset seed) and cached in
 ``~/.cache/bigbigan/inception`` (or ``$BIGBIGAN_CACHE``). Real images get the evaluation transform (minor side
 resized, centre crop) at G's resolution, as FID preprocessing in App. A; generated images are used as they are.
 """
@@ -64,14 +65,17 @@ def inception_features(net: nn.Module, images: Tensor, *, batch_size: int = 50, 
 
 
 def reference_features(cfg: Config, net: nn.Module, n: int, *, split: str = "train",
-                       data_dir: str | None = None, progress: bool = True) -> Tensor:
-    """Inception features of the first ``n`` images of a split (cached per dataset/split/resolution/n and, for
-    other than the reference fp32 TorchScript, per ``net.precision``: the two sides of an FID share one)."""
+                       data_dir: str | None = None, progress: bool = True, subset_seed: int = 0) -> Tensor:
+    """Inception features of ``n`` images of a split, a seeded class-stratified sample (never the first n: folder
+    data is sorted by class); cached per dataset/split/resolution/n/seed and, for other than the reference fp32
+    TorchScript, per ``net.precision`` (the two sides of an FID come from one precision)."""
     from ..data import load_eval_tensors, open_source
+    from ..data.subset import subset_source
 
     d, m = cfg.data, cfg.model
     precision = getattr(net, "precision", "fp32")
-    name = f"{d.source}-{split}-{m.resolution}px-{m.channels}ch-{n}{'' if precision == 'fp32' else '-' + precision}.pt"
+    tag = "" if precision == "fp32" else f"-{precision}"
+    name = f"{d.source}-{split}-{m.resolution}px-{m.channels}ch-{n}-s{subset_seed}{tag}.pt"
     if d.source in ("folder", "shards", "cifar10"):  # user data: key the cache by its location too
         import hashlib
 
@@ -81,7 +85,8 @@ def reference_features(cfg: Config, net: nn.Module, n: int, *, split: str = "tra
         return torch.load(path, map_location="cpu", weights_only=True)["features"]
     source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
                          seed=cfg.train.seed)
-    x, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels, limit=n)
+    x, _ = load_eval_tensors(subset_source(source, n, seed=subset_seed), resolution=m.resolution,
+                             channels=m.channels)
     f = inception_features(net, x, progress=progress, desc=f"inception {split}")
     if bdist.info().is_main:
         from ..train.checkpoint import atomic_save
@@ -92,11 +97,11 @@ def reference_features(cfg: Config, net: nn.Module, n: int, *, split: str = "tra
 
 def generation_metrics(cfg: Config, G: nn.Module, *, n: int, metrics: set[str], inception_weights: str | None,
                        data_dir: str | None = None, device: str | torch.device = "cpu", seed: int = 0,
-                       progress: bool = True, inception_precision: str | None = None) -> dict:
+                       progress: bool = True, subset_seed: int = 0, inception_precision: str | None = None) -> dict:
     """FID / KID against the training split and IS of ``n`` generated images (keys fid, kid, kid_std, is...).
 
     ``inception_precision``: how the FID/KID Inception runs (``InceptionFeatures``; default
-    ``DEFAULT_FEATURE_PRECISION``); it is recorded as ``inception_precision``."""
+    ``DEFAULT_FEATURE_PRECISION``); recorded as ``inception_precision``."""
     from .fid import feature_stats, frechet_distance, inception_score, kid
 
     out: dict = {}
@@ -106,7 +111,7 @@ def generation_metrics(cfg: Config, G: nn.Module, *, n: int, metrics: set[str], 
 
         net = InceptionFeatures.load(precision=inception_precision or DEFAULT_FEATURE_PRECISION)
         out["inception_precision"] = net.precision
-        ref = reference_features(cfg, net, n, data_dir=data_dir, progress=progress)
+        ref = reference_features(cfg, net, n, data_dir=data_dir, progress=progress, subset_seed=subset_seed)
         gen = inception_features(net, fake, progress=progress, desc="inception samples")
         if "fid" in metrics:
             out["fid"] = frechet_distance(*feature_stats(ref), *feature_stats(gen))

@@ -1,7 +1,8 @@
 """Evaluation during training (App. D learning curves): a fast linear probe on train_val and a quick FID.
 
 Every ``train.eval_every`` steps the trainer calls ``PeriodicEval``: it trains the fast probe from scratch on
-cached-free features of the EMA encoder (a subset of train_sub, for speed), scores train_val, optionally
+freshly extracted features of the EMA encoder (a seeded, class-stratified sample of train_sub, for speed: never
+its first N images, which in class-sorted folder data cover a few classes), scores train_val, optionally
 computes FID with ``train.eval_fid_samples`` images, appends a record to ``RUN_DIR/metrics.jsonl`` and marks
 the checkpoint with the best train_val accuracy as best (never deleted by checkpoint rotation).
 """
@@ -21,11 +22,14 @@ from ..train.checkpoint import best_checkpoint, mark_best
 class PeriodicEval:
     def __init__(self, cfg: Config, *, train_images: int = 10000, probe_steps: int = 1000) -> None:
         from ..data import open_source
+        from ..data.subset import SUBSET_SEED, subset_source
 
         d = cfg.data
         self.cfg = cfg
         kw = {"train_val_size": d.train_val_size, "seed": cfg.train.seed}
-        self.train_src = open_source(d.source, d.data_dir, "train_sub", **kw)
+        self.subset_seed = SUBSET_SEED
+        self.train_src = subset_source(open_source(d.source, d.data_dir, "train_sub", **kw), train_images,
+                                       seed=self.subset_seed)
         self.val_src = open_source(d.source, d.data_dir, "train_val", **kw)
         self.train_images = train_images
         self.probe_steps = probe_steps
@@ -36,12 +40,12 @@ class PeriodicEval:
         from .linear_probe import train_linear_probe
 
         cfg, t0 = self.cfg, time.monotonic()
-        rec: dict = {"step": trainer.step}
-        if trainer.ema_E is not None and self.train_src.num_classes:
-            E = trainer.ema_E.model
+        rec: dict = {"step": trainer.step, "subset_seed": self.subset_seed}
+        G, E = trainer.eval_models()  # EMA models with standing statistics when configured (every rank)
+        if E is not None and self.train_src.num_classes:
             kw = {"resolution": cfg.model.e_resolution, "channels": cfg.model.channels, "device": trainer.device,
                       "progress": False}
-            tr_f, tr_y = extract_features(E, self.train_src, limit=self.train_images, **kw)
+            tr_f, tr_y = extract_features(E, self.train_src, **kw)
             va_f, va_y = extract_features(E, self.val_src, **kw)
             with torch.enable_grad():
                 r = train_linear_probe(tr_f, tr_y, va_f, va_y, num_classes=self.train_src.num_classes,
@@ -50,9 +54,9 @@ class PeriodicEval:
         if cfg.train.eval_fid_samples:
             from .generative import generation_metrics
 
-            rec.update(generation_metrics(cfg, trainer.ema_G.model, n=cfg.train.eval_fid_samples,
+            rec.update(generation_metrics(cfg, G, n=cfg.train.eval_fid_samples,
                                           metrics={"fid"}, inception_weights=None, device=trainer.device,
-                                          progress=False))
+                                          progress=False, subset_seed=self.subset_seed))
         rec["eval_seconds"] = time.monotonic() - t0
         if bdist.info().is_main:
             with open(trainer.run_dir / "metrics.jsonl", "a") as f:

@@ -12,6 +12,7 @@ continues bitwise as if uninterrupted and 1 process matches N processes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import os
 import signal
@@ -26,9 +27,19 @@ from torch import Tensor, nn
 from .. import dist as bdist
 from ..config import Config, save_yaml, to_dict
 from ..nets import build_discriminator, build_encoder, build_generator
+from ..nets.prior import sample_prior
 from ..objective import Scores, d_accuracy, discriminator_loss, encoder_generator_loss
-from .checkpoint import export_safetensors, load_latest, save_checkpoint
+from ..rundir import truncate_jsonl
+from .checkpoint import (
+    CheckpointError,
+    config_differences,
+    export_safetensors,
+    list_checkpoints,
+    load_latest,
+    save_checkpoint,
+)
 from .ema import EMA
+from .standing import ema_standing_stats
 from .stats import Stats
 
 
@@ -55,12 +66,6 @@ class Batch:
     x: Tensor  # [B, C, R, R] real images for D (and G's resolution)
     x_e: Tensor  # [B, C, Re, Re] the same crops at E's resolution
     y: Tensor  # [B] labels (unused by training; kept for diagnostics)
-
-
-def sample_prior(prior: str, shape: tuple[int, int], gen: torch.Generator, device) -> Tensor:
-    if prior == "uniform":
-        return torch.rand(shape, generator=gen, device=device) * 2 - 1
-    return torch.randn(shape, generator=gen, device=device)
 
 
 def build_models(cfg: Config):
@@ -93,8 +98,8 @@ class Trainer:
         if t.channels_last:
             for m in self.modules():
                 m.to(memory_format=torch.channels_last)
-        self.ema_G = EMA(self.G, o.ema_decay, o.ema_warmup)
-        self.ema_E = EMA(self.E, o.ema_decay, o.ema_warmup) if self.E is not None else None
+        self.ema_G = EMA(self.G, o.ema_decay, o.ema_start)
+        self.ema_E = EMA(self.E, o.ema_decay, o.ema_start) if self.E is not None else None
         adam = {"betas": (o.beta1, o.beta2), "eps": o.adam_eps}
         if self.device.type == "cuda" or o.fused_adam:  # fused on CPU is opt-in: not bitwise equal to foreach
             adam["fused"] = True
@@ -169,7 +174,16 @@ class Trainer:
         state = load_latest(self.run_dir)
         if state is None:
             return False
+        differ = config_differences(state["config"], to_dict(self.cfg))
+        if differ:  # another variant's checkpoint would fail in load_state_dict with a traceback
+            raise CheckpointError(
+                f"the latest checkpoint of {self.run_dir} was trained with other settings ({differ}); "
+                "resume with the run's own settings or use a new --out"
+            )
         self.load_state_dict(state)
+        if self.info.is_main:  # the logs restart where the checkpoint does: no step is logged twice
+            for name in ("stats.jsonl", "metrics.jsonl"):
+                truncate_jsonl(self.run_dir / name, self.step)
         return True
 
     def save(self) -> Path | None:
@@ -182,11 +196,25 @@ class Trainer:
         bdist.barrier()
         return path
 
-    def export(self, path: str | Path | None = None) -> Path:
-        """The EMA G and E as safetensors (``G.`` / ``E.`` prefixed keys) for inference."""
-        tensors = {f"G.{k}": v for k, v in self.ema_G.model.state_dict().items()}
-        if self.ema_E is not None:
-            tensors.update({f"E.{k}": v for k, v in self.ema_E.model.state_dict().items()})
+    def eval_models(self) -> tuple[nn.Module, nn.Module | None]:
+        """The EMA G and E as evaluated: copies with standing statistics (``eval.standing_stats_batches``), or
+        the EMA models themselves when that is 0. Call on every rank (cross-replica BN reduces over all)."""
+        G = self.ema_G.model
+        E = self.ema_E.model if self.ema_E is not None else None
+        if self.cfg.eval.standing_stats_batches == 0:
+            return G, E
+        G, E = copy.deepcopy(G), copy.deepcopy(E)  # the EMA's own buffers keep tracking the live network
+        ema_standing_stats(self.cfg, G, E, device=self.device)
+        return G, E
+
+    def export(self, path: str | Path | None = None,
+               models: tuple[nn.Module, nn.Module | None] | None = None) -> Path:
+        """The evaluated EMA G and E (``models``, default ``eval_models()``) as safetensors (``G.`` / ``E.``
+        prefixed keys) for inference."""
+        G, E = models if models is not None else self.eval_models()
+        tensors = {f"G.{k}": v for k, v in G.state_dict().items()}
+        if E is not None:
+            tensors.update({f"E.{k}": v for k, v in E.state_dict().items()})
         return export_safetensors(path or self.run_dir / "ema.safetensors", tensors, to_dict(self.cfg))
 
     # ---- one iteration ---------------------------------------------------------------------------------------
@@ -288,9 +316,12 @@ class Trainer:
 
     def _check_finite(self) -> None:
         if bool(self._bad):
+            kept = list_checkpoints(self.run_dir)
+            where = (f"the last good checkpoint ({kept[-1][1].name}) is kept" if kept
+                     else "no checkpoint was written (none existed yet)")
             raise TrainingError(
                 f"non-finite loss (NaN/Inf) between steps {self._last_good} and {self.step}; training stopped, "
-                f"the last good checkpoint is kept in {self.run_dir / 'checkpoints'} (try a lower learning rate)"
+                f"{where} (try a lower learning rate)"
             )
         self._last_good = self.step
 
@@ -356,9 +387,10 @@ class Trainer:
                 signal.signal(sig, h)
         self._check_finite()
         path = self.save()
+        models = self.eval_models()  # on every rank: the standing-statistics pass reduces across ranks
         if self.info.is_main:
             self.save_grids()
-            self.export()
+            self.export(models=models)
             self.stats.close()
         elapsed = time.monotonic() - start
         summary = {"step": self.step, "stopped_by": reason, "seconds": elapsed,
@@ -390,7 +422,10 @@ class Trainer:
 
     @torch.no_grad()
     def save_grids(self) -> None:
-        """Samples of the EMA G from fixed z and EMA reconstructions G(E(x)) of fixed real images."""
+        """Samples of the EMA G from fixed z and EMA reconstructions G(E(x)) of fixed real images.
+
+        A training-time diagnostic, written by rank 0 alone: it uses the EMA models' copied running statistics,
+        not standing statistics (whose pass needs every rank); evaluation pictures use standing statistics."""
         from ..evaluation.pictures import reconstruction_grid, save_grid
 
         m = self.cfg.model

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
 
 from .. import dist as bdist
-from ..config import Config, ConfigError, load_yaml, to_dict
+from .. import rundir
+from ..config import Config, ConfigError, from_dict, load_yaml, to_dict
+from .checkpoint import config_differences, load_latest
 from .loop import Trainer
+from .stream import build_stream
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -23,10 +27,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def check_resumable(saved: Config, given: Config) -> None:
-    """A run may only be resumed with the same settings, except the ``train.*`` budget and cadence fields."""
+    """A run may only be resumed with the same settings, except the ``train.*`` budget and cadence fields and the
+    ``eval.*`` fields (they do not change training)."""
     a, b = _flatten(to_dict(saved)), _flatten(to_dict(given))
     for key in a:
-        if key.startswith("train.") or key == "data.num_workers":
+        if key.startswith(("train.", "eval.")) or key == "data.num_workers":
             continue
         if a[key] != b.get(key):
             raise ConfigError(
@@ -36,41 +41,42 @@ def check_resumable(saved: Config, given: Config) -> None:
 
 
 def saved_config(run_dir: str | Path) -> Config | None:
+    """The run's own configuration: its latest checkpoint's (the truth), else ``config.yaml``, else None.
+
+    A ``config.yaml`` that disagrees with the checkpoint (edited by hand, say) is an error naming the fields,
+    never silently preferred: the weights were trained with the checkpoint's settings.
+    """
     p = Path(run_dir) / "config.yaml"
-    return load_yaml(p) if p.is_file() else None
-
-
-def build_stream(cfg: Config, *, rank: int = 0, world: int = 1):
-    """The training data stream of ``cfg`` for one rank."""
-    from ..data import TrainStream, open_source
-
-    d, m = cfg.data, cfg.model
-    source = open_source(d.source, d.data_dir, "train", train_val_size=d.train_val_size, seed=cfg.train.seed)
-    return TrainStream(
-        source,
-        global_batch=cfg.optim.batch_size,
-        resolution=m.resolution,
-        e_resolution=m.e_resolution if m.encoder.arch != "none" else m.resolution,
-        augment=d.augment,
-        channels=m.channels,
-        seed=cfg.train.seed,
-        rank=rank,
-        world=world,
-        num_workers=d.num_workers,
-    )
+    state = load_latest(run_dir)
+    if state is None:
+        return load_yaml(p) if p.is_file() else None
+    cfg = from_dict(state["config"])
+    if p.is_file():
+        differ = config_differences(to_dict(load_yaml(p)), to_dict(cfg))
+        if differ:
+            raise ConfigError(
+                f"{p} disagrees with checkpoint step {state['step']} ({differ}); the checkpoint's settings are "
+                "the run's: restore config.yaml or use a new --out"
+            )
+    return cfg
 
 
 def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None, progress: bool = True,
                  periodic_eval: bool = True, log=print) -> dict:
     """Train ``cfg`` in ``run_dir``, resuming from its latest checkpoint when there is one."""
     info = bdist.init(device)
-    torch.manual_seed(cfg.train.seed)
-    stream = build_stream(cfg, rank=info.rank, world=info.world)
-    trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log)
-    if trainer.resume():
-        trainer.log(f"resumed {run_dir} at step {trainer.step}")
-    if periodic_eval and cfg.train.eval_every:
-        from ..evaluation.periodic import PeriodicEval
+    # One writer per run directory: rank 0 holds the lock for the whole run (the OS drops it if we die).
+    holding = contextlib.nullcontext()
+    if info.is_main:
+        holding = rundir.lock(rundir.prepare(run_dir, cfg.data.data_dir))
+    with holding:
+        torch.manual_seed(cfg.train.seed)
+        stream = build_stream(cfg, rank=info.rank, world=info.world)
+        trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log)
+        if trainer.resume():
+            trainer.log(f"resumed {run_dir} at step {trainer.step}")
+        if periodic_eval and cfg.train.eval_every:
+            from ..evaluation.periodic import PeriodicEval
 
-        trainer.on_evaluate = PeriodicEval(cfg)
-    return trainer.fit()
+            trainer.on_evaluate = PeriodicEval(cfg)
+        return trainer.fit()

@@ -14,6 +14,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from ..rundir import read_jsonl  # noqa: F401  (re-exported: readers import it from here)
+
 
 class Stats:
     def __init__(self, run_dir: str | Path | None, *, main: bool = True, tensorboard: bool = True) -> None:
@@ -73,10 +75,3 @@ class Stats:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    p = Path(path)
-    if not p.is_file():
-        return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
