@@ -84,7 +84,7 @@ def test_trainer_d_loss_follows_the_variant(tmp_path, variant, mode):
 
     from bigbigan.presets import resolve
     from bigbigan.train.loop import Trainer
-    from bigbigan.train.run import build_stream
+    from bigbigan.train.stream import build_stream
 
     cfg = resolve("tiny", variant)
     trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)

@@ -13,6 +13,10 @@ import statistics
 from pathlib import Path
 
 from . import presets
+from .config import option_overrides
+from .evaluation.run import evaluate
+from .files import atomic_write_text
+from .workflows import train
 
 
 def mean_std(values: list[float]) -> tuple[float, float] | None:
@@ -44,10 +48,6 @@ def summarise(results: dict[str, list[dict]]) -> tuple[str, dict]:
 
 
 def ablate_cli(args) -> int:
-    from .evaluation.run import evaluate
-    from .train.checkpoint import atomic_write_text
-    from .train.run import run_training
-
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in variants:  # fail fast on a typo, before hours of training
         presets.resolve(args.scale, v, args.set)
@@ -63,17 +63,12 @@ def ablate_cli(args) -> int:
                 print(f"== {variant} seed {seed}: done, skipped")
                 results[variant].append(json.loads(done.read_text()))
                 continue
-            sets = list(args.set) + [f"train.seed={seed}", "train.eval_every=0"]
-            if args.minutes:
-                sets += [f"train.minutes={args.minutes}", "train.steps=100000000"]
-            if args.steps:
-                sets.append(f"train.steps={args.steps}")
-            if args.data:
-                sets.append(f"data.source={args.data}")
-            if args.data_dir:
-                sets.append(f"data.data_dir={args.data_dir}")
+            # Under --minutes the step target is a placeholder far away, unless --steps is given too.
+            steps = args.steps or (100000000 if args.minutes else None)
+            sets = option_overrides(args.set, data=args.data, data_dir=args.data_dir, steps=steps,
+                                    minutes=args.minutes or None, seed=seed) + ["train.eval_every=0"]
             print(f"== {variant} seed {seed}: training in {run}")
-            run_training(presets.resolve(args.scale, variant, sets), run, periodic_eval=False)
+            train(presets.resolve(args.scale, variant, sets), run, periodic_eval=False)
             res = evaluate(run, metrics, fid_samples=args.fid_samples, probe_steps=args.probe_steps,
                            features=("avepool",), inception_weights=args.inception_weights, pictures=False)
             atomic_write_text(done, json.dumps(res, indent=2))

@@ -14,23 +14,24 @@ from __future__ import annotations
 import argparse
 import sys
 
+import torch
+
 from . import presets
-from .config import ConfigError
+from .ablate import ablate_cli
+from .checkpoint import CheckpointError
+from .config import ConfigError, apply_overrides, option_overrides, validate
+from .data import DataError
+from .evaluation.inception import InceptionUnavailable
+from .evaluation.report import write_report
+from .evaluation.run import evaluate_cli
+from .nets import build_models
+from .runtime import tune_allocator
+from .train.loop import TrainingError
+from .train.run import check_resumable, saved_config
+from .workflows import train
 
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .data.errors import DataError
-    from .train.checkpoint import CheckpointError
-    from .train.loop import TrainingError
-
-    errs: list[type[BaseException]] = [ConfigError, DataError, CheckpointError, TrainingError]
-    try:
-        from .evaluation.inception import InceptionUnavailable
-
-        errs.append(InceptionUnavailable)
-    except ImportError:
-        pass
-    return tuple(errs)
+# Mistakes of the user (bad configuration, data, checkpoint, a diverged run): one line, exit status 2.
+USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingError, InceptionUnavailable)
 
 
 # ---- presets --------------------------------------------------------------------------------------------------
@@ -42,10 +43,6 @@ def _count(module) -> int:
 
 def param_counts(cfg) -> dict[str, int]:
     """Parameter counts of G, D (F, H, J, heads) and E, built on the meta device (no weights allocated)."""
-    import torch
-
-    from .train.loop import build_models
-
     with torch.device("meta"):
         G, D, E = build_models(cfg)
     heads = sum(_count(h) for h in (D.theta_x, D.theta_z, D.theta_xz))
@@ -81,28 +78,13 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from .train.run import check_resumable, saved_config
-
-    sets = list(args.set)
-    if args.data:
-        sets.append(f"data.source={args.data}")
-    if args.data_dir:
-        sets.append(f"data.data_dir={args.data_dir}")
-    if args.steps is not None:
-        sets.append(f"train.steps={args.steps}")
-    if args.minutes is not None:
-        sets.append(f"train.minutes={args.minutes}")
-    if args.precision:
-        sets.append(f"train.precision={args.precision}")
-    if args.seed is not None:
-        sets.append(f"train.seed={args.seed}")
+    sets = option_overrides(args.set, data=args.data, data_dir=args.data_dir, steps=args.steps,
+                            minutes=args.minutes, precision=args.precision, seed=args.seed)
     saved = saved_config(args.out)
     explicit = args.scale is not None or args.variant is not None or any(
         not s.startswith("train.") for s in sets
     )
     if saved is not None and not explicit:  # resume with the run's own settings
-        from .config import apply_overrides, validate
-
         return validate(apply_overrides(saved, sets))
     cfg = presets.resolve(args.scale or "small32", args.variant or "base", sets)
     if saved is not None:
@@ -111,12 +93,9 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator
-    from .train.run import run_training
-
     tune_allocator()
     cfg = _train_config(args)
-    summary = run_training(cfg, args.out, device=args.device, progress=not args.no_progress)
+    summary = train(cfg, args.out, device=args.device, progress=not args.no_progress)
     print(f"run directory: {args.out} (config.yaml, checkpoints/, images/, stats.jsonl, tb/, ema.safetensors)")
     return 0 if summary["stopped_by"] in ("steps", "minutes", "SIGTERM", "SIGINT") else 1
 
@@ -125,28 +104,18 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator
-
     tune_allocator()
-    from .evaluation.run import evaluate_cli
-
     return evaluate_cli(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .evaluation.report import write_report
-
     path = write_report(args.run_dir, out=args.out)
     print(f"report: {path}")
     return 0
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator
-
     tune_allocator()
-    from .ablate import ablate_cli
-
     return ablate_cli(args)
 
 
@@ -219,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except _user_errors() as exc:
+    except USER_ERRORS as exc:
         print(f"bigbigan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

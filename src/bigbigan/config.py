@@ -14,6 +14,9 @@ from typing import Any
 
 import yaml
 
+from .nets.generator import G_ARCH
+from .objective import D_LOSS_MODES
+
 
 class ConfigError(ValueError):
     """A user mistake in the configuration; its message is one line naming the problem and valid choices."""
@@ -23,7 +26,7 @@ G_RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 E_ARCHS = ("resnet", "revnet", "none")
 PRIORS = ("gaussian", "uniform")
 TERMS = ("x", "z", "xz")
-D_LOSSES = ("hinge_per_term", "hinge_sum", "bigan_log")
+D_LOSSES = D_LOSS_MODES  # one list: the objective defines its modes
 AUGMENTS = ("resnet", "distorted", "flip", "none")
 PRECISIONS = ("fp32", "bf16")
 
@@ -186,8 +189,6 @@ def validate(cfg: Config) -> Config:
 
 
 def _g_blocks(resolution: int) -> int:
-    from .nets.generator import G_ARCH
-
     return len(G_ARCH[resolution]) - 1
 
 
@@ -261,6 +262,19 @@ def set_field(cfg: Config, path: str, value: Any) -> None:
     if dataclasses.is_dataclass(getattr(obj, name)):
         raise ConfigError(f"{path!r} is a section; set one of its fields, e.g. {path}.<field>=...")
     setattr(obj, name, _coerce(value, _field_type(obj, name), path))
+
+
+def option_overrides(sets: list[str], *, data: str | None = None, data_dir: str | None = None,
+                     steps: int | None = None, minutes: float | None = None, precision: str | None = None,
+                     seed: int | None = None) -> list[str]:
+    """The ``key=value`` overrides of the commands' shorthand options (``--data``, ``--steps``, ...) after the
+    ``--set`` list ``sets``: a later override wins, so an option beats a ``--set`` of the same field."""
+    out = list(sets)
+    for key, value in (("data.source", data), ("data.data_dir", data_dir), ("train.steps", steps),
+                       ("train.minutes", minutes), ("train.precision", precision), ("train.seed", seed)):
+        if value is not None and value != "":
+            out.append(f"{key}={value}")
+    return out
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:

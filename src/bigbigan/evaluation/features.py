@@ -12,10 +12,14 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from .. import dist as bdist
+from ..checkpoint import load_file, resolve_checkpoint
 from ..config import Config, from_dict
-from ..train.checkpoint import load_file, resolve_checkpoint
+from ..data import eval_batches, open_split
+from ..files import atomic_save
+from ..nets import build_models
 
 
 @dataclass
@@ -30,8 +34,6 @@ class Loaded:
 
 def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu") -> Loaded:
     """The EMA G and E of a run directory or checkpoint file, ready for evaluation."""
-    from ..train.loop import build_models
-
     path = resolve_checkpoint(target, which)
     state = load_file(path)
     cfg = from_dict(state["config"])
@@ -61,15 +63,11 @@ def extract_features(E: nn.Module, source, *, resolution: int, channels: int, ba
                      device: str | torch.device = "cpu", limit: int | None = None, progress: bool = True,
                      desc: str = "features") -> tuple[Tensor, Tensor]:
     """AvePool features [N, F] and labels [N] of ``source`` (eval transform), sharded across ranks if any."""
-    from ..data import eval_batches
-
     info = bdist.info()
     n_total = len(source) if limit is None else min(limit, len(source))
     feats, labels = [], []
     bar = None
     if progress and info.is_main:
-        from tqdm import tqdm
-
         bar = tqdm(total=n_total, unit="img", desc=desc, dynamic_ncols=True, leave=False)
     seen = 0
     for x, y in eval_batches(source, resolution=resolution, channels=channels, batch_size=batch_size,
@@ -101,21 +99,15 @@ def extract_features(E: nn.Module, source, *, resolution: int, channels: int, ba
 def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, limit: int | None = None,
                     device: str | torch.device = "cpu", progress: bool = True) -> tuple[Tensor, Tensor]:
     """Features of ``split`` for the checkpoint in ``loaded``, from the cache when present."""
-    from ..data import open_source
-
     cfg = loaded.cfg
     key = hashlib.sha1(f"{loaded.path.resolve()}|{loaded.step}|{split}|{limit}|{data_dir}".encode()).hexdigest()[:12]
     cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{limit or 'all'}-{key}.pt"
     if cache.is_file():
         d = torch.load(cache, map_location="cpu", weights_only=True)
         return d["features"], d["labels"]
-    d = cfg.data
-    source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
-                         seed=cfg.train.seed)
+    source = open_split(cfg, split, data_dir)
     f, y = extract_features(loaded.E, source, resolution=cfg.model.e_resolution, channels=cfg.model.channels,
                             device=device, limit=limit, progress=progress, desc=f"features {split}")
     if bdist.info().is_main:
-        from ..train.checkpoint import atomic_save
-
         atomic_save({"features": f, "labels": y}, cache)
     return f, y

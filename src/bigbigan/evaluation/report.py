@@ -12,7 +12,11 @@ import json
 import shutil
 from pathlib import Path
 
-from ..train.stats import read_jsonl
+from PIL import Image
+
+from ..checkpoint import CheckpointError
+from ..files import read_jsonl
+from .pictures import plot_curves
 
 CURVE_KEYS = ["loss/D", "loss/EG", "acc/D/x", "acc/D/z", "acc/D/xz", "E/sigma/mean", "grad_norm/D",
               "grad_norm/EG", "perf/it_per_s"]
@@ -22,8 +26,6 @@ GRID_WIDTH = 520  # widest an image grid is shown (CSS pixels)
 def _img(path: Path, caption: str, plot: bool = False) -> str:
     """A figure with the PNG embedded. Plots span the page width (their labels stay legible); image grids are
     enlarged by a whole factor (at most 4, to at most GRID_WIDTH pixels) so that small samples stay crisp."""
-    from PIL import Image
-
     data = base64.b64encode(path.read_bytes()).decode()
     if plot:
         attrs, cls = "", ' class="plot"'
@@ -51,12 +53,8 @@ def _latest(folder: Path, prefix: str) -> Path | None:
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write RUN_DIR/report/index.html (or ``out``) and return its path."""
-    from .pictures import plot_curves
-
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
-        from ..train.checkpoint import CheckpointError
-
         raise CheckpointError(f"{run} is not a run directory (no config.yaml)")
     out = Path(out) if out else run / "report" / "index.html"
     pics = out.parent

@@ -9,15 +9,21 @@ from pathlib import Path
 import torch
 
 from .. import dist as bdist
-from ..train.checkpoint import atomic_write_text
+from ..config import ConfigError
+from ..data import eval_transform, load_eval_tensors, match_channels, open_split
+from ..data.transforms import crop_batch, sample_crops
+from ..files import atomic_write_text
 from .features import Loaded, cached_features, load_models
+from .generative import generate, generation_metrics
+from .knn import knn_neighbours, knn_table
+from .linear_probe import bn_crelu, sweep_linear_probe, train_linear_probe
+from .pictures import filter_grid, interpolation_grid, neighbours_grid, reconstruction_grid, save_grid
+from .reconstruction import relative_l1_error
 
 METRICS = ("linear", "linear-sweep", "linear-paper", "knn", "fid", "kid", "is", "recon")
 
 
 def _probe(train_f, train_y, val_f, val_y, test_f, test_y, num_classes, *, steps, feature, sweep=False, seed=0):
-    from .linear_probe import bn_crelu, sweep_linear_probe, train_linear_probe
-
     if feature == "bn-crelu":  # parameter-free BN with the training set's statistics (Sec. 3.2)
         mean, std = train_f.mean(0), train_f.std(0)
         train_f, val_f, test_f = (bn_crelu(f, mean, std) for f in (train_f, val_f, test_f))
@@ -49,8 +55,6 @@ def representation_metrics(train, val, test, metrics, *, probe_steps: int = 5000
                 res[f"{tag}_{feat.replace('-', '_')}_{k}"] = v
         timings[mode] = time.monotonic() - t0
     if "knn" in metrics:
-        from .knn import knn_table
-
         t0 = time.monotonic()
         res.update({f"knn_{k}": v for k, v in knn_table(tr_f, tr_y, te_f, te_y).items()})
         timings["knn"] = time.monotonic() - t0
@@ -62,14 +66,9 @@ def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data
     """The Table 1 probe protocol (App. A): zero init, Adam lr 0.01, EMA 0.9999, ``steps`` steps, with every
     minibatch freshly augmented (the run's training augmentation) and encoded by the frozen EMA E; selection on
     train_val. In-memory sources only (the augmentation is batched on the uint8 tensor)."""
-    from ..data import open_source
-    from ..data.transforms import crop_batch, match_channels, sample_crops
-    from .linear_probe import train_linear_probe
-
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
-    src = open_source(d.source, data_dir or d.data_dir, "train_sub", train_val_size=d.train_val_size,
-                      seed=cfg.train.seed)
+    src = open_split(cfg, "train_sub", data_dir)
     tensors = src.as_tensors()
     if tensors is None:
         return {"linear_paper_note": f"{d.source} is not held in memory: augmented probe skipped"}
@@ -96,21 +95,15 @@ def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data
 def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_dir: str | None = None,
                            device="cpu", grid: Path | None = None) -> dict:
     """Relative L1 error of G(E(x)) (App. B) on the first ``n`` images of ``split``; E's mean as the latent."""
-    from ..data import load_eval_tensors, open_source
-    from .reconstruction import relative_l1_error
-
     cfg = loaded.cfg
-    d, m = cfg.data, cfg.model
-    source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
-                         seed=cfg.train.seed)
+    m = cfg.model
+    source = open_split(cfg, split, data_dir)
     x_e, _ = load_eval_tensors(source, resolution=m.e_resolution, channels=m.channels, limit=n)
     x_g, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels, limit=n)
     with torch.no_grad():
         rec = torch.cat([loaded.G(loaded.E(x_e[i : i + 200].to(device)).mu).float().cpu()
                          for i in range(0, x_e.shape[0], 200)])
     if grid is not None:
-        from .pictures import reconstruction_grid
-
         reconstruction_grid(x_g[:32], rec[:32], grid, ncol=8)
         _interpolation_picture(loaded, x_e[:10], grid.with_name("interpolations.png"), device)
     return {"rel_l1": relative_l1_error(x_g, rec), "recon_samples": x_g.shape[0]}
@@ -119,8 +112,6 @@ def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_di
 @torch.no_grad()
 def _interpolation_picture(loaded: Loaded, x_e, path: Path, device, steps: int = 8) -> None:
     """G along straight lines between E(x_a) and E(x_b) for 5 pairs of real images (latent interpolations)."""
-    from .pictures import interpolation_grid
-
     z = loaded.E(x_e.to(device)).mu  # [2P, z_dim]
     za, zb = z[0::2], z[1::2]
     t = torch.linspace(0, 1, steps, device=z.device)[None, :, None]  # [1, S, 1]
@@ -136,8 +127,6 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready)."""
     bad = [m for m in metrics if m not in METRICS]
     if bad:
-        from ..config import ConfigError
-
         raise ConfigError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     loaded = load_models(target, which, device)
@@ -172,21 +161,15 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         res["timings_s"]["recon"] = time.monotonic() - t0
     gen_metrics = {"fid", "kid", "is"} & set(metrics)
     if gen_metrics:
-        from .generative import generate, generation_metrics
-
         t0 = time.monotonic()
         res.update(generation_metrics(cfg, loaded.G, n=fid_samples, metrics=gen_metrics,
                                       inception_weights=inception_weights, data_dir=data_dir, device=device,
                                       progress=progress))
         res["timings_s"]["generation"] = time.monotonic() - t0
         if pics is not None and bdist.info().is_main:
-            from .pictures import save_grid
-
             save_grid(generate(loaded.G, 64, z_dim=cfg.model.z_dim, prior=cfg.model.prior, device=device),
                       pics / "samples.png", nrow=8)
     if pics is not None and loaded.E is not None and bdist.info().is_main:
-        from .pictures import filter_grid
-
         first = next(mod for mod in loaded.E.modules() if isinstance(mod, torch.nn.Conv2d))
         filter_grid(first.weight.detach().cpu(), pics / "filters.png")
     return res
@@ -194,17 +177,10 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
 
 def _neighbour_picture(loaded: Loaded, tr_f, te_f, split, path, data_dir) -> None:
     """Nearest training neighbours (D1) of the first 8 query images (App. C, Fig. 12)."""
-    from ..data import load_eval_tensors, open_source
-    from .knn import knn_neighbours
-    from .pictures import neighbours_grid
-
     cfg = loaded.cfg
-    d, m = cfg.data, cfg.model
-    kw = {"train_val_size": d.train_val_size, "seed": cfg.train.seed}
-    q_src = open_source(d.source, data_dir or d.data_dir, split, **kw)
-    t_src = open_source(d.source, data_dir or d.data_dir, "train_sub", **kw)
-    from ..data import eval_transform, match_channels
-
+    m = cfg.model
+    q_src = open_split(cfg, split, data_dir)
+    t_src = open_split(cfg, "train_sub", data_dir)
     _, nn_idx = knn_neighbours(tr_f, te_f[:8], 7, 1)  # [8, 7] training indices, nearest first
     q, _ = load_eval_tensors(q_src, resolution=m.resolution, channels=m.channels, limit=8)
     neigh = torch.stack([torch.stack([eval_transform(t_src[int(j)][0], m.resolution) for j in row])

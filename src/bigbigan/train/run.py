@@ -1,4 +1,4 @@
-"""Start or resume a training run in a run directory: the glue between configuration, data and Trainer."""
+"""Start or resume a training run in a run directory: configuration checks, data stream and ``Trainer``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 
 from .. import dist as bdist
 from ..config import Config, ConfigError, load_yaml, to_dict
-from .loop import Trainer
+from .loop import Hook, Trainer
+from .stream import build_stream
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -40,37 +41,18 @@ def saved_config(run_dir: str | Path) -> Config | None:
     return load_yaml(p) if p.is_file() else None
 
 
-def build_stream(cfg: Config, *, rank: int = 0, world: int = 1):
-    """The training data stream of ``cfg`` for one rank."""
-    from ..data import TrainStream, open_source
-
-    d, m = cfg.data, cfg.model
-    source = open_source(d.source, d.data_dir, "train", train_val_size=d.train_val_size, seed=cfg.train.seed)
-    return TrainStream(
-        source,
-        global_batch=cfg.optim.batch_size,
-        resolution=m.resolution,
-        e_resolution=m.e_resolution if m.encoder.arch != "none" else m.resolution,
-        augment=d.augment,
-        channels=m.channels,
-        seed=cfg.train.seed,
-        rank=rank,
-        world=world,
-        num_workers=d.num_workers,
-    )
-
-
 def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None, progress: bool = True,
-                 periodic_eval: bool = True, log=print) -> dict:
-    """Train ``cfg`` in ``run_dir``, resuming from its latest checkpoint when there is one."""
+                 log=print, pictures: Hook | None = None, evaluate: Hook | None = None) -> dict:
+    """Train ``cfg`` in ``run_dir``, resuming from its latest checkpoint when there is one.
+
+    ``pictures`` and ``evaluate`` are the trainer's maintenance hooks (see ``Trainer``); ``bigbigan.workflows``
+    passes the standard ones (training grids, periodic evaluation).
+    """
     info = bdist.init(device)
     torch.manual_seed(cfg.train.seed)
     stream = build_stream(cfg, rank=info.rank, world=info.world)
-    trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log)
+    trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log,
+                      pictures=pictures, evaluate=evaluate)
     if trainer.resume():
         trainer.log(f"resumed {run_dir} at step {trainer.step}")
-    if periodic_eval and cfg.train.eval_every:
-        from ..evaluation.periodic import PeriodicEval
-
-        trainer.on_evaluate = PeriodicEval(cfg)
     return trainer.fit()
