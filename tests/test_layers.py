@@ -1,0 +1,136 @@
+"""The import contract: bigbigan's layers only import downwards (README "Layout").
+
+Every module of src/bigbigan is parsed (not imported); its imports of bigbigan modules, relative or absolute,
+at any depth, are resolved to the component they land in (``bigbigan.train.loop`` -> ``train``) and checked
+against LAYERS, bottom first. A component may import itself and any component of a lower layer; the components
+of one layer are independent of each other (``train`` and ``evaluation`` never import one another). A module
+that is in no layer fails too, so a new module has to be placed. Imports of bigbigan inside functions are
+refused: they are how a cycle hides.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+LAYERS = [
+    {"files", "dist", "runtime"},  # no bigbigan imports: atomic writes + JSON lines, torch.distributed, allocator
+    {"nets", "data"},  # G, D, E, P_z and the builders; image sources, transforms, streams
+    {"objective"},  # losses as pure functions of D's scores
+    {"config"},  # the typed configuration (validates against nets' and objective's choices)
+    {"presets"},  # scales and variants
+    {"checkpoint"},  # checkpoint files: written by train, read by train and evaluation
+    {"train", "evaluation"},  # the trainer; evaluation protocols: independent of each other
+    {"workflows"},  # glue: a training run with the evaluation and picture hooks
+    {"ablate"},  # Table 1: train and evaluate variants x seeds
+    {"cli"},  # argv -> configuration -> commands
+    {"__main__"},
+]
+RANK = {c: i for i, layer in enumerate(LAYERS) for c in layer}
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(SRC).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def bigbigan_imports(source: str, module: str, is_package: bool = False) -> list[tuple[str, int, bool]]:
+    """(imported bigbigan module, line, inside a function) for every import of ``source``, the text of
+    ``module`` (dotted name); relative imports are resolved against its package."""
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    found = []
+
+    def visit(node: ast.AST, in_function: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            local = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
+            if isinstance(child, ast.Import):
+                found.extend((a.name, child.lineno, in_function) for a in child.names if a.name.split(".")[0] == "bigbigan")
+            elif isinstance(child, ast.ImportFrom):
+                if child.level:
+                    base = package[: len(package) - child.level + 1]
+                    target = ".".join(base + ([child.module] if child.module else []))
+                else:
+                    target = child.module or ""
+                if target.split(".")[0] != "bigbigan":
+                    continue
+                if target == "bigbigan" or not child.module:  # ``from . import dist``: the names are modules
+                    found.extend((f"{target}.{a.name}", child.lineno, in_function) for a in child.names)
+                else:
+                    found.append((target, child.lineno, in_function))
+            visit(child, local)
+
+    visit(ast.parse(source), False)
+    return found
+
+
+def component(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def violations(source: str, module: str, is_package: bool = False) -> list[str]:
+    """The contract's complaints about one module's source, one line each."""
+    own = component(module)
+    out = []
+    for target, line, in_function in bigbigan_imports(source, module, is_package):
+        other = component(target)
+        if in_function:
+            out.append(f"{module}:{line} imports {target} inside a function (move it to the top)")
+        if own == "__init__" or other == own:
+            continue
+        if own not in RANK or other not in RANK:
+            out.append(f"{module}:{line} imports {target}: {own if own not in RANK else other} is in no layer")
+        elif RANK[other] >= RANK[own]:
+            kind = "a peer of the same layer" if RANK[other] == RANK[own] else "a higher layer"
+            out.append(f"{module}:{line} imports {target}: {other} is {kind} than {own}")
+    return out
+
+
+def test_the_package_obeys_the_layers():
+    paths = sorted((SRC / "bigbigan").rglob("*.py"))
+    assert len(paths) > 40
+    problems = [v for p in paths for v in violations(p.read_text(), module_name(p), p.name == "__init__.py")]
+    assert problems == []
+
+
+@pytest.mark.parametrize(
+    "module, source, complaint",
+    [
+        ("bigbigan.train.loop", "from ..evaluation.pictures import save_grid\n", "evaluation is a peer"),
+        ("bigbigan.evaluation.features", "from bigbigan.train.loop import Trainer\n", "train is a peer"),
+        ("bigbigan.nets.layers", "from ..config import Config\n", "config is a higher layer"),
+        ("bigbigan.files", "import bigbigan.checkpoint\n", "checkpoint is a higher layer"),
+        ("bigbigan.objective", "from . import train\n", "train is a higher layer"),
+        ("bigbigan.checkpoint", "def f():\n    from .files import atomic_save\n", "inside a function"),
+        ("bigbigan.newthing", "from .files import atomic_save\n", "newthing is in no layer"),
+    ],
+)
+def test_the_checker_catches_an_upward_import(module, source, complaint):
+    found = violations(source, module)
+    assert len(found) == 1 and complaint in found[0], found
+
+
+def test_the_checker_accepts_downward_and_internal_imports():
+    src = "from .. import dist as bdist\nfrom ..nets import build_models\nfrom .ema import EMA\nimport torch\n"
+    assert violations(src, "bigbigan.train.loop") == []
+    assert violations("from .discriminator import Scores\n", "bigbigan.nets", is_package=True) == []
+    assert bigbigan_imports("from . import dist\n", "bigbigan.cli") == [("bigbigan.dist", 1, False)]
+
+
+# The only modules that read the environment, and why: torchrun's variables, the allocator switch of the
+# allocator benchmark, the Inception cache location. Test-only behaviour never comes from the environment.
+ENVIRONMENT_READERS = {"bigbigan.dist", "bigbigan.runtime", "bigbigan.evaluation.generative"}
+
+
+def test_only_the_declared_modules_read_the_environment():
+    readers = set()
+    for p in (SRC / "bigbigan").rglob("*.py"):
+        tree = ast.parse(p.read_text())
+        if any(isinstance(n, ast.Attribute) and n.attr in ("environ", "getenv") for n in ast.walk(tree)):
+            readers.add(module_name(p))
+    assert readers == ENVIRONMENT_READERS
