@@ -31,6 +31,7 @@ def test_mean_std_and_table_form():
     assert table["no-unaries"]["seeds"] == 1
 
 
+@pytest.mark.slow  # 4 trainings and FIDs (minutes on 2 cores)
 def test_ablate_trains_each_variant_and_seed_then_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "abl"
     argv = ["ablate", "--scale", "tiny", "--variants", "base,no-unaries", "--seeds", "2", "--steps", "2",

@@ -68,6 +68,7 @@ def _cli(out, steps, *extra):
             "--set", "data.train_val_size=100", *extra]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(_cli(tmp_path / "ref", 8), check=True, env=env, capture_output=True)
@@ -88,6 +89,7 @@ def test_sigkill_then_resume_is_bitwise_identical(tmp_path):
         assert torch.equal(v, params(b)[k]), k
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     proc = subprocess.Popen(_cli(tmp_path, 100000, "--set", "train.ckpt_every=100000"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

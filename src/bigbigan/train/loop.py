@@ -33,6 +33,7 @@ from ..config import Config, save_yaml, to_dict
 from ..nets import Scores, build_models, sample_prior
 from ..objective import d_accuracy, discriminator_loss, discriminator_terms, encoder_generator_loss
 from .ema import EMA
+from .optimisers import build_optimisers
 from .signals import StopRequest, stop_signals
 from .stats import Stats
 
@@ -105,17 +106,7 @@ class Trainer:
                 m.to(memory_format=torch.channels_last)
         self.ema_G = EMA(self.G, o.ema_decay, o.ema_warmup)
         self.ema_E = EMA(self.E, o.ema_decay, o.ema_warmup) if self.E is not None else None
-        adam = {"betas": (o.beta1, o.beta2), "eps": o.adam_eps}
-        if self.device.type == "cuda":
-            adam["fused"] = True
-        else:
-            adam["foreach"] = True
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, **adam)
-        groups = [{"params": list(self.G.parameters()), "lr": o.lr_g}]
-        if self.E is not None:  # E updated with G's step, with its own learning rate (Sec. 3.1, "up E LR")
-            groups.append({"params": list(self.E.parameters()), "lr": o.lr_g * o.e_lr_mult})
-        self.opt_ge = torch.optim.Adam(groups, **adam)
-        self._phase_params = {"D": list(self.D.parameters()), "EG": [p for g in groups for p in g["params"]]}
+        self.opt_d, self.opt_ge, self._phase_params = build_optimisers(cfg, self.G, self.D, self.E, self.device)
         self.GE = EncoderGenerator(self.G, self.E)
         self.ge_fwd: nn.Module = self.GE
         self.d_fwd: nn.Module = self.D
