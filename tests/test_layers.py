@@ -16,7 +16,8 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src"
 
 LAYERS = [
-    {"files", "dist", "runtime"},  # no bigbigan imports: atomic writes + JSON lines, torch.distributed, allocator
+    {"files", "dist", "runtime", "rundir"},  # no bigbigan imports: atomic writes + JSONL, torch.distributed,
+    #                                          allocator, the run directory's lock and checks
     {"nets", "data"},  # G, D, E, P_z and the builders; image sources, transforms, streams
     {"objective"},  # losses as pure functions of D's scores
     {"config"},  # the typed configuration (validates against nets' and objective's choices)

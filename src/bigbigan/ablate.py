@@ -1,8 +1,9 @@
 """``bigbigan ablate``: train and evaluate variants x seeds and print the paper's Table 1 form.
 
 Runs go seed by seed (every variant's seed 0, then every variant's seed 1, ...), each in ``OUT/VARIANT/seedN``;
-a run whose ``eval.json`` exists (written atomically, last) is finished and skipped, an interrupted one resumes
-from its checkpoint. Cls. is the fast linear probe's test top-1 (AvePool), FID uses
+a run whose ``eval.json`` exists (written atomically, last) is finished and skipped; one whose ``train.json``
+exists (its training reached the budget) is only evaluated again, never trained further, so every row keeps an
+equal budget; an interrupted one resumes from its checkpoint. Cls. is the fast linear probe's test top-1 (AvePool), FID uses
 ``--fid-samples`` images per side against the training split, IS needs ``--inception-weights``.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from . import presets
 from .config import option_overrides
-from .evaluation.run import evaluate
+from .evaluation.run import check_requirements, evaluate
 from .files import atomic_write_text
 from .workflows import train
 
@@ -53,6 +54,7 @@ def ablate_cli(args) -> int:
         presets.resolve(args.scale, v, args.set)
     out = Path(args.out)
     metrics = ["linear", "fid"] + (["is"] if args.inception_weights else [])
+    check_requirements(metrics, inception_weights=args.inception_weights)  # before hours of training
     results: dict[str, list[dict]] = {v: [] for v in variants}
     # Seed-major: an ablation stopped part-way still has every variant at least once.
     for seed in range(args.seeds):
@@ -67,8 +69,15 @@ def ablate_cli(args) -> int:
             steps = args.steps or (100000000 if args.minutes else None)
             sets = option_overrides(args.set, data=args.data, data_dir=args.data_dir, steps=steps,
                                     minutes=args.minutes or None, seed=seed) + ["train.eval_every=0"]
-            print(f"== {variant} seed {seed}: training in {run}")
-            train(presets.resolve(args.scale, variant, sets), run, periodic_eval=False)
+            trained = run / "train.json"
+            if trained.is_file():  # a finished training is never extended by a rerun: only evaluation is redone
+                print(f"== {variant} seed {seed}: trained, evaluating again in {run}")
+            else:
+                print(f"== {variant} seed {seed}: training in {run}")
+                summary = train(presets.resolve(args.scale, variant, sets), run, periodic_eval=False)
+                if summary["stopped_by"] not in ("steps", "minutes"):  # a signal: the run is not finished
+                    return 130 if summary["stopped_by"] == "SIGINT" else 143
+                atomic_write_text(trained, json.dumps(summary, indent=2))
             res = evaluate(run, metrics, fid_samples=args.fid_samples, probe_steps=args.probe_steps,
                            features=("avepool",), inception_weights=args.inception_weights, pictures=False)
             atomic_write_text(done, json.dumps(res, indent=2))

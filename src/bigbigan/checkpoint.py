@@ -43,7 +43,12 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 def save_checkpoint(run_dir: str | Path, step: int, state: dict, keep: int) -> Path:
     """Write the checkpoint of ``step`` and delete all but the newest ``keep`` (the best one is never deleted)."""
     path = ckpt_dir(run_dir) / f"ckpt-{step:08d}.pt"
-    atomic_save(state, path)
+    try:
+        atomic_save(state, path)
+    except OSError as exc:  # a full disk, say: the temporary file is gone, every older checkpoint is intact
+        older = [p.name for _, p in list_checkpoints(run_dir)]
+        kept = f"the older checkpoints are intact ({', '.join(older)})" if older else "no older checkpoint exists"
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}; {kept}") from None
     best = best_checkpoint(run_dir)
     for _, old in list_checkpoints(run_dir)[:-keep]:
         if best is None or old.name != best.get("checkpoint"):
@@ -66,6 +71,27 @@ def load_file(path: str | Path) -> dict:
     if not isinstance(state, dict) or "config" not in state or "step" not in state:
         raise CheckpointError(f"{path} is not a bigbigan checkpoint (no config/step)")
     return state
+
+
+# Fields that may change between a run's invocations: the budget and cadence (``train.*``), the loader count.
+MUTABLE_FIELDS = ("train.", "data.num_workers")
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def config_differences(a: dict, b: dict) -> str:
+    """The fields (outside MUTABLE_FIELDS) where config dicts ``a`` and ``b`` differ, as ``key: a != b``."""
+    fa, fb = _flatten(a), _flatten(b)
+    keys = [k for k in sorted(set(fa) | set(fb)) if not k.startswith(MUTABLE_FIELDS) and fa.get(k) != fb.get(k)]
+    return ", ".join(f"{k}: {fa.get(k)!r} != {fb.get(k)!r}" for k in keys)
 
 
 def load_latest(run_dir: str | Path) -> dict | None:

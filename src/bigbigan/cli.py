@@ -12,6 +12,8 @@ User mistakes end in one line on stderr (exit status 2); programming errors keep
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 
 import torch
@@ -25,13 +27,14 @@ from .evaluation.inception import InceptionUnavailable
 from .evaluation.report import write_report
 from .evaluation.run import evaluate_cli
 from .nets import build_models
+from .rundir import RunDirError
 from .runtime import tune_allocator
 from .train.loop import TrainingError
 from .train.run import check_resumable, saved_config
 from .workflows import train
 
-# Mistakes of the user (bad configuration, data, checkpoint, a diverged run): one line, exit status 2.
-USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingError, InceptionUnavailable)
+# Mistakes of the user (bad configuration, data, checkpoint or run directory, a diverged run): one line, status 2.
+USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingError, RunDirError, InceptionUnavailable)
 
 
 # ---- presets --------------------------------------------------------------------------------------------------
@@ -92,18 +95,41 @@ def _train_config(args: argparse.Namespace):
     return cfg
 
 
+def check_device(name: str | None) -> None:
+    """Refuse an unknown device name, or CUDA on a machine without a GPU, before anything is loaded."""
+    if name is None:
+        return
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ConfigError(f"--device {name!r} is not a device; use cpu or cuda (cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} asked for a GPU, but torch sees no CUDA device here; use --device cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"--device {name!r} is not supported; use cpu or cuda")
+
+
+# Exit statuses after a signal stop (the checkpoint is saved first): the shell's 128 + signal number, so a
+# scheduler sees that the run was interrupted, not finished.
+SIGNAL_EXIT = {"SIGTERM": 143, "SIGINT": 130}
+
+
 def cmd_train(args: argparse.Namespace) -> int:
+    check_device(args.device)
     tune_allocator()
     cfg = _train_config(args)
     summary = train(cfg, args.out, device=args.device, progress=not args.no_progress)
     print(f"run directory: {args.out} (config.yaml, checkpoints/, images/, stats.jsonl, tb/, ema.safetensors)")
-    return 0 if summary["stopped_by"] in ("steps", "minutes", "SIGTERM", "SIGINT") else 1
+    if summary["stopped_by"] in SIGNAL_EXIT:
+        return SIGNAL_EXIT[summary["stopped_by"]]
+    return 0 if summary["stopped_by"] in ("steps", "minutes") else 1
 
 
 # ---- eval / report / ablate ---------------------------------------------------------------------------------
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    check_device(args.device)
     tune_allocator()
     return evaluate_cli(args)
 
@@ -187,13 +213,30 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # here, so a closed pipe is reported below and not at interpreter exit
+        return status
     except USER_ERRORS as exc:
         print(f"bigbigan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bigbigan: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `bigbigan presets | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 141
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRNOS:
+            raise
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"bigbigan: error: {exc.strerror}{where}", file=sys.stderr)
+        return 2
+
+
+# OSErrors that are the machine's state, not a bug: a full disk, a read-only or forbidden path.
+_ENVIRONMENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR,
+                       errno.EISDIR}
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Files every layer writes: atomic replacement (temporary file, fsync, rename) and JSON lines.
 
 A write goes to a temporary file in the same directory and is renamed over the final name, so a kill at any
-moment leaves readers the old file or the whole new one. The bottom layer: it imports nothing of bigbigan.
+moment leaves readers the old file or the whole new one. ``read_jsonl`` skips a torn last line (a kill in the
+middle of an append); ``truncate_jsonl`` drops the records past a step, so a resumed run does not log steps 5, 6
+twice. The bottom layer: it imports nothing of bigbigan.
 """
 
 from __future__ import annotations
@@ -63,8 +65,31 @@ def append_jsonl(path: str | Path, record: dict) -> None:
 
 
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Every record of a JSON-lines file; [] when it does not exist."""
+    """The records of a JSONL file; a torn (unparsable) last line, left by a kill mid-append, is skipped."""
     p = Path(path)
     if not p.is_file():
         return []
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+    lines = [line for line in p.read_text().splitlines() if line.strip()]
+    out = []
+    for i, line in enumerate(lines):
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            if i == len(lines) - 1:
+                break
+            raise
+    return out
+
+
+def truncate_jsonl(path: str | Path, step: int) -> int:
+    """Rewrite ``path`` without the records past ``step`` (and without a torn last line); returns how many
+    lines were dropped. Called on resume, so the log restarts exactly where the checkpoint does."""
+    p = Path(path)
+    if not p.is_file():
+        return 0
+    raw = [line for line in p.read_text().splitlines() if line.strip()]
+    keep = [r for r in read_jsonl(p) if int(r.get("step", 0)) <= step]
+    if len(keep) == len(raw):
+        return 0
+    atomic_write_text(p, "".join(json.dumps(r) + "\n" for r in keep))
+    return len(raw) - len(keep)

