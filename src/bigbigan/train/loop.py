@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm import tqdm
 
 from .. import dist as bdist
@@ -41,7 +40,7 @@ from ..files import truncate_jsonl
 from ..nets import Scores, build_models, sample_prior
 from ..objective import d_accuracy, discriminator_loss, discriminator_terms, encoder_generator_loss
 from .ema import EMA
-from .optimisers import build_optimisers
+from .setup import EncoderGenerator, build_optimisers, forward_modules
 from .signals import StopRequest, stop_signals
 from .stats import Stats
 
@@ -50,20 +49,6 @@ Hook = Callable[["Trainer"], object]  # a maintenance hook: called with the trai
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, say); the message is one line for the user."""
-
-
-class EncoderGenerator(nn.Module):
-    """G and E as one module, so that DDP synchronises their gradients in the joint E+G update."""
-
-    def __init__(self, G: nn.Module, E: nn.Module | None) -> None:
-        super().__init__()
-        self.G = G
-        self.E = E
-
-    def forward(self, z_fake: Tensor, x_e: Tensor, eps: Tensor | None):
-        x_fake = self.G(z_fake)
-        enc = self.E(x_e, eps) if self.E is not None else None
-        return x_fake, enc
 
 
 @dataclass
@@ -116,15 +101,7 @@ class Trainer:
         self.ema_E = EMA(self.E, o.ema_decay, o.ema_warmup) if self.E is not None else None
         self.opt_d, self.opt_ge, self._phase_params = build_optimisers(cfg, self.G, self.D, self.E, self.device)
         self.GE = EncoderGenerator(self.G, self.E)
-        self.ge_fwd: nn.Module = self.GE
-        self.d_fwd: nn.Module = self.D
-        if self.info.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ge_fwd = DDP(self.GE, device_ids=ids, broadcast_buffers=False)
-            self.d_fwd = DDP(self.D, device_ids=ids, broadcast_buffers=False)
-        if t.compile:
-            self.ge_fwd = torch.compile(self.ge_fwd)
-            self.d_fwd = torch.compile(self.d_fwd)
+        self.ge_fwd, self.d_fwd = forward_modules(self.GE, self.D, self.info.world, self.device, t.compile)
         self.noise = torch.Generator(device=self.device)
         self.noise.manual_seed(t.seed + 1)
         self.step = 0
