@@ -29,6 +29,18 @@ def test_mean_std_and_table_form():
     assert table["base"]["fid"] == {"mean": 12.0, "std": pytest.approx(8**0.5)} and table["base"]["is"] is None
     assert "| base |" in md and "12.00 ± 2.83" in md and "60.00 ± 14.14" in md and "n/a" in md
     assert table["no-unaries"]["seeds"] == 1
+    assert md.startswith("Protocol: fast (") and "test top-1 %" not in md
+
+
+def test_paper_table_reports_train_val_as_cls_and_a_test_column():
+    runs = [{"linear_paper_avepool_train_val_top1": 0.5, "linear_paper_avepool_top1": 0.4, "linear_avepool_top1": 0.9},
+            {"linear_paper_avepool_train_val_top1": 0.7, "linear_paper_avepool_top1": 0.6, "linear_avepool_top1": 0.9}]
+    md, table = summarise({"base": runs}, "paper")
+    assert md.startswith("Protocol: paper (")
+    header, rule, row = md.splitlines()[2:5]
+    assert header.endswith("| Cls. % (train_val, ↑) | test top-1 % (↑) |") and rule.count("|---") == 7
+    assert row.endswith("| 60.00 ± 14.14 | 50.00 ± 14.14 |")
+    assert table["base"]["cls"]["mean"] == pytest.approx(0.6) and table["base"]["test"]["mean"] == pytest.approx(0.5)
 
 
 @pytest.mark.slow  # 4 trainings and FIDs (minutes on 2 cores)
@@ -42,6 +54,7 @@ def test_ablate_trains_each_variant_and_seed_then_skips_finished_runs(tmp_path, 
     assert order == ["== base seed 0", "== no-unaries seed 0", "== base seed 1", "== no-unaries seed 1"]
     table = json.loads((out / "ablation.json").read_text())
     assert table["scale"] == "tiny" and list(table["rows"]) == ["base", "no-unaries"]
+    assert table["protocol"] == "fast" and (out / "ablation.md").read_text().startswith("Protocol: fast (")
     for variant, row in table["rows"].items():
         evals = [json.loads((out / variant / f"seed{s}" / "eval.json").read_text()) for s in (0, 1)]
         cls = [e["linear_avepool_top1"] for e in evals]
@@ -59,6 +72,39 @@ def test_ablate_trains_each_variant_and_seed_then_skips_finished_runs(tmp_path, 
     assert main(argv) == 0
     assert capsys.readouterr().out.count("done, skipped") == 4
     assert {p: p.stat().st_mtime_ns for p in out.rglob("ckpt-*.pt")} == stamps  # nothing retrained
+    assert main(argv + ["--protocol", "paper"]) == 2  # finished fast runs are not mixed into a paper table
+    assert "holds runs of --protocol fast" in capsys.readouterr().err
+
+
+def test_ablate_paper_protocol_early_stops_on_train_val_and_probes_augmented_inputs(tmp_path, capsys):
+    out = tmp_path / "abl"
+    assert main(["ablate", "--scale", "tiny", "--variants", "base", "--seeds", "1", "--steps", "4",
+                 "--eval-every", "2", "--fid-samples", "10", "--probe-steps", "20", "--out", str(out),
+                 "--protocol", "paper"]) == 0
+    run = out / "base" / "seed0"
+    periodic = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in periodic] == [2, 4]  # train_val probe during training
+    best = json.loads((run / "checkpoints" / "best.json").read_text())
+    res = json.loads((run / "eval.json").read_text())
+    assert res["protocol"] == "paper" and res["step"] == best["step"]  # evaluated the early-stopped checkpoint
+    assert res["checkpoint"].endswith(best["checkpoint"])
+    assert "linear_avepool_top1" not in res  # the augmented probe, not the fast one
+    table = json.loads((out / "ablation.json").read_text())
+    assert table["protocol"] == "paper" and table["eval_every"] == 2
+    row = table["rows"]["base"]
+    assert row["cls"]["mean"] == pytest.approx(res["linear_paper_avepool_train_val_top1"])
+    assert row["test"]["mean"] == pytest.approx(res["linear_paper_avepool_top1"])
+    md = (out / "ablation.md").read_text()
+    assert md.startswith("Protocol: paper (") and "| Cls. % (train_val, ↑) | test top-1 % (↑) |" in md
+
+
+def test_ablate_rejects_an_unknown_protocol_in_one_line_before_training(tmp_path, capsys):
+    out = tmp_path / "abl"
+    assert main(["ablate", "--scale", "tiny", "--variants", "base", "--steps", "2", "--out", str(out),
+                 "--protocol", "papr"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "papr" in err and "fast, paper" in err
+    assert not out.exists()
 
 
 def test_ablate_rejects_an_unknown_variant_before_training(tmp_path, capsys):

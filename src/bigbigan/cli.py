@@ -182,7 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--probe-steps", type=int, default=5000, help="linear probe Adam steps (default 5000)")
     ep.add_argument("--feature", choices=["avepool", "bn-crelu", "both"], default="both",
                     help="linear probe feature (default both)")
-    ep.add_argument("--train-limit", type=int, help="use at most this many training images (quick checks)")
+    ep.add_argument("--train-limit", type=int,
+                    help="train probes on this many training images, a seeded class-stratified sample (quick checks)")
+    ep.add_argument("--subset-seed", type=int, default=0,
+                    help="seed of every evaluation subset (--train-limit, FID references, reconstructions, picture "
+                         "queries); written to the JSON as subset_seed (default %(default)s)")
     ep.add_argument("--inception-weights", help="1008-class Inception weights (pt_inception-2015-12-05) for IS")
     ep.add_argument("--data-dir", help="override the run's data directory")
     ep.add_argument("--device", help="cpu or cuda")
@@ -201,7 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--steps", type=int, help="training iterations per run")
     ap.add_argument("--out", default="runs/ablate", help="directory holding one run per variant x seed")
     ap.add_argument("--fid-samples", type=int, default=2000, help="images per side for FID (default 2000)")
-    ap.add_argument("--probe-steps", type=int, default=5000)
+    ap.add_argument("--probe-steps", type=int, default=5000, help="linear probe Adam steps (default 5000)")
+    ap.add_argument("--protocol", default="fast",
+                    help="fast (last checkpoint, probe on cached unaugmented features, Cls. on test) or paper "
+                         "(Table 1: periodic train_val probe, best checkpoint, augmented probe, Cls. on train_val "
+                         "plus a test column) (default %(default)s)")
+    ap.add_argument("--eval-every", type=int,
+                    help="--protocol paper: steps between train_val evaluations (default a tenth of --steps, "
+                         "else the scale's train.eval_every)")
     ap.add_argument("--inception-weights", help="1008-class Inception weights for IS")
     ap.add_argument("--data", help="data source override")
     ap.add_argument("--data-dir")

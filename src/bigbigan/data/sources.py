@@ -13,6 +13,7 @@ from bigbigan.data.errors import DataError
 from bigbigan.data.folder import open_folder
 from bigbigan.data.idx import open_idx
 from bigbigan.data.shards import ShardSource, open_shards
+from bigbigan.data.subset import sample_indices
 
 SOURCES: tuple[str, ...] = ("fashion-mnist", "mnist", "digits", "folder", "cifar10", "shards")
 SPLITS: tuple[str, ...] = ("train", "train_val", "train_sub", "test")
@@ -73,12 +74,17 @@ def open_source(
     n = len(base)
     if not 0 < train_val_size < n:
         raise DataError(f"{name}: train_val_size={train_val_size} must be in 1..{n - 1} (train has {n} images)")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    held = perm[:train_val_size].sort().values
+    # A plain seeded random sample of the whole split (never its first images: folder data is sorted by class).
+    # Not class-stratified, unlike evaluation subsets: that would move the train_val/train_sub membership (and
+    # invalidate the feature caches and best checkpoints) of every existing run; at 10K of ImageNet's 1.28M a
+    # random sample already holds about 8 images of each class.
+    held = sample_indices(n, train_val_size, seed=seed)
     if isinstance(base, ShardSource):
         source = base.holdout(held, keep=split == "train_val")
     else:
-        source = base.subset(held if split == "train_val" else perm[train_val_size:].sort().values)
+        rest = torch.ones(n, dtype=torch.bool)
+        rest[held] = False
+        source = base.subset(held if split == "train_val" else rest.nonzero()[:, 0])
     source.split = split
     return source
 

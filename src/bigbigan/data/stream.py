@@ -328,7 +328,10 @@ def load_eval_tensors(
     source: ImageSource, *, resolution: int, channels: int, limit: int | None = None, batch_size: int = 500,
     num_workers: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """Everything (or the first ``limit`` images) as (float [N, C, R, R] in [-1, 1], int64 [N]): small sets."""
+    """Everything (or the first ``limit`` images) as (float [N, C, R, R] in [-1, 1], int64 [N]): small sets.
+
+    ``limit`` is for speed checks; an evaluation on part of a split passes ``subset.subset_source(...)`` instead.
+    """
     batches = list(_eval_iter(source, resolution, channels, batch_size, 0, 1, limit, num_workers))
     if not batches:
         return torch.empty(0, channels, resolution, resolution), torch.empty(0, dtype=torch.int64)

@@ -1,6 +1,7 @@
 """Trained (EMA) models from a checkpoint, and encoder features extracted once per checkpoint and split.
 
-Features are cached under ``RUN_DIR/features/`` keyed by the weights' content hash, the data and the split, so several
+Features are cached under ``RUN_DIR/features/`` keyed by the weights' content hash, the data, the split, the
+image count and the subset seed, so several
 evaluations (linear probe, k-NN, nearest-neighbour pictures) reuse one extraction.
 """
 
@@ -18,6 +19,7 @@ from .. import dist as bdist
 from ..checkpoint import CheckpointError, config_differences, load_file, resolve_checkpoint
 from ..config import Config, from_dict, load_yaml, to_dict
 from ..data import eval_batches, open_split
+from ..data.subset import subset_source
 from ..files import atomic_save
 from ..nets import build_models
 
@@ -80,7 +82,10 @@ def _gather_ordered(parts: Tensor, n: int, world: int) -> Tensor:
 def extract_features(E: nn.Module, source, *, resolution: int, channels: int, batch_size: int = 250,
                      device: str | torch.device = "cpu", limit: int | None = None, progress: bool = True,
                      desc: str = "features") -> tuple[Tensor, Tensor]:
-    """AvePool features [N, F] and labels [N] of ``source`` (eval transform), sharded across ranks if any."""
+    """AvePool features [N, F] and labels [N] of ``source`` (eval transform), sharded across ranks if any.
+
+    ``limit`` takes the first images (speed measurements only); evaluations pass a ``subset_source`` instead.
+    """
     info = bdist.info()
     n_total = len(source) if limit is None else min(limit, len(source))
     feats, labels = [], []
@@ -115,23 +120,26 @@ def extract_features(E: nn.Module, source, *, resolution: int, channels: int, ba
 
 
 def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, limit: int | None = None,
-                    device: str | torch.device = "cpu", progress: bool = True) -> tuple[Tensor, Tensor]:
-    """Features of ``split`` for the checkpoint in ``loaded``, from the cache when present."""
+                    subset_seed: int = 0, device: str | torch.device = "cpu",
+                    progress: bool = True) -> tuple[Tensor, Tensor]:
+    """Features of ``split`` (or of a seeded, class-stratified sample of ``limit`` of its images) for the
+    checkpoint in ``loaded``, from the cache when present."""
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
+    tag = f"{limit}-s{subset_seed}" if limit is not None else "all"  # the seed names the sample
     # Everything the features depend on: the weights' content, the images (source, location, split, count,
-    # held-out size and split seed) and the encoder's input (resolution, channels).
+    # subset seed, held-out size and split seed) and the encoder's input (resolution, channels).
     where = Path(data_dir or d.data_dir).expanduser().resolve() if (data_dir or d.data_dir) else None
-    parts = (loaded.digest, d.source, where, split, limit, d.train_val_size, cfg.train.seed, m.e_resolution,
+    parts = (loaded.digest, d.source, where, split, tag, d.train_val_size, cfg.train.seed, m.e_resolution,
              m.channels)
     key = hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
-    cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{limit or 'all'}-{key}.pt"
+    cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{tag}-{key}.pt"
     if cache.is_file():
         d = torch.load(cache, map_location="cpu", weights_only=True)
         return d["features"], d["labels"]
-    source = open_split(cfg, split, data_dir)
+    source = subset_source(open_split(cfg, split, data_dir), limit, seed=subset_seed)
     f, y = extract_features(loaded.E, source, resolution=cfg.model.e_resolution, channels=cfg.model.channels,
-                            device=device, limit=limit, progress=progress, desc=f"features {split}")
+                            device=device, progress=progress, desc=f"features {split}")
     if bdist.info().is_main:
         atomic_save({"features": f, "labels": y}, cache)
     return f, y

@@ -1,6 +1,7 @@
 """Generation metrics of an EMA generator: FID and KID against cached training-set Inception features, IS.
 
-Reference features are computed once per (dataset, split, resolution, count) and cached in
+Reference features (a seeded, class-stratified sample of the split, ``bigbigan.data.subset``) are computed once
+per (dataset, split, resolution, count, subset seed) and cached in
 ``~/.cache/bigbigan/inception`` (or ``$BIGBIGAN_CACHE``). Real images get the evaluation transform (minor side
 resized, centre crop) at G's resolution, as FID preprocessing in App. A; generated images are used as they are.
 """
@@ -18,6 +19,7 @@ from tqdm import tqdm
 from .. import dist as bdist
 from ..config import Config
 from ..data import load_eval_tensors, open_split
+from ..data.subset import subset_source
 from ..files import atomic_save
 from ..nets import sample_prior
 from .fid import feature_stats, frechet_distance, inception_score, kid
@@ -67,17 +69,19 @@ def inception_features(net: nn.Module, images: Tensor, *, batch_size: int = 50, 
 
 
 def reference_features(cfg: Config, net: nn.Module, n: int, *, split: str = "train",
-                       data_dir: str | None = None, progress: bool = True) -> Tensor:
-    """Inception features of the first ``n`` images of a split (cached per dataset/split/resolution/n)."""
+                       data_dir: str | None = None, progress: bool = True, subset_seed: int = 0) -> Tensor:
+    """Inception features of ``n`` images of a split, a seeded class-stratified sample (never the first n: folder
+    data is sorted by class); cached per dataset/split/resolution/n/seed."""
     d, m = cfg.data, cfg.model
-    name = f"{d.source}-{split}-{m.resolution}px-{m.channels}ch-{n}.pt"
+    name = f"{d.source}-{split}-{m.resolution}px-{m.channels}ch-{n}-s{subset_seed}.pt"
     if d.source in ("folder", "shards", "cifar10"):  # user data: key the cache by its location too
         name = f"{hashlib.sha1(str(data_dir or d.data_dir).encode()).hexdigest()[:8]}-{name}"
     path = cache_dir() / name
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)["features"]
     source = open_split(cfg, split, data_dir)
-    x, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels, limit=n)
+    x, _ = load_eval_tensors(subset_source(source, n, seed=subset_seed), resolution=m.resolution,
+                             channels=m.channels)
     f = inception_features(net, x, progress=progress, desc=f"inception {split}")
     if bdist.info().is_main:
         atomic_save({"features": f}, path)
@@ -86,13 +90,13 @@ def reference_features(cfg: Config, net: nn.Module, n: int, *, split: str = "tra
 
 def generation_metrics(cfg: Config, G: nn.Module, *, n: int, metrics: set[str], inception_weights: str | None,
                        data_dir: str | None = None, device: str | torch.device = "cpu", seed: int = 0,
-                       progress: bool = True) -> dict:
+                       progress: bool = True, subset_seed: int = 0) -> dict:
     """FID / KID against the training split and IS of ``n`` generated images (keys fid, kid, kid_std, is...)."""
     out: dict = {}
     fake = generate(G, n, z_dim=cfg.model.z_dim, prior=cfg.model.prior, seed=seed, device=device)
     if metrics & {"fid", "kid"}:
         net = InceptionFeatures.load()
-        ref = reference_features(cfg, net, n, data_dir=data_dir, progress=progress)
+        ref = reference_features(cfg, net, n, data_dir=data_dir, progress=progress, subset_seed=subset_seed)
         gen = inception_features(net, fake, progress=progress, desc="inception samples")
         if "fid" in metrics:
             out["fid"] = frechet_distance(*feature_stats(ref), *feature_stats(gen))

@@ -1,7 +1,8 @@
 """Evaluation during training (App. D learning curves): a fast linear probe on train_val and a quick FID.
 
 Every ``train.eval_every`` steps the trainer calls ``PeriodicEval``: it trains the fast probe from scratch on
-cached-free features of the EMA encoder (a subset of train_sub, for speed), scores train_val, optionally
+freshly extracted features of the EMA encoder (a seeded, class-stratified sample of train_sub, for speed: never
+its first N images, which in class-sorted folder data cover a few classes), scores train_val, optionally
 computes FID with ``train.eval_fid_samples`` images, appends a record to ``RUN_DIR/metrics.jsonl`` and marks
 the checkpoint with the best train_val accuracy as best (never deleted by checkpoint rotation).
 """
@@ -16,6 +17,7 @@ from .. import dist as bdist
 from ..checkpoint import best_checkpoint, mark_best
 from ..config import Config
 from ..data import open_split
+from ..data.subset import SUBSET_SEED, subset_source
 from ..files import append_jsonl
 from .features import extract_features
 from .generative import generation_metrics
@@ -27,7 +29,8 @@ class PeriodicEval:
 
     def __init__(self, cfg: Config, *, train_images: int = 10000, probe_steps: int = 1000) -> None:
         self.cfg = cfg
-        self.train_src = open_split(cfg, "train_sub")
+        self.subset_seed = SUBSET_SEED
+        self.train_src = subset_source(open_split(cfg, "train_sub"), train_images, seed=self.subset_seed)
         self.val_src = open_split(cfg, "train_val")
         self.train_images = train_images
         self.probe_steps = probe_steps
@@ -35,12 +38,12 @@ class PeriodicEval:
     @torch.no_grad()
     def __call__(self, trainer) -> dict:
         cfg, t0 = self.cfg, time.monotonic()
-        rec: dict = {"step": trainer.step}
+        rec: dict = {"step": trainer.step, "subset_seed": self.subset_seed}
         if trainer.ema_E is not None and self.train_src.num_classes:
             E = trainer.ema_E.model
             kw = {"resolution": cfg.model.e_resolution, "channels": cfg.model.channels, "device": trainer.device,
                       "progress": False}
-            tr_f, tr_y = extract_features(E, self.train_src, limit=self.train_images, **kw)
+            tr_f, tr_y = extract_features(E, self.train_src, **kw)
             va_f, va_y = extract_features(E, self.val_src, **kw)
             with torch.enable_grad():
                 r = train_linear_probe(tr_f, tr_y, va_f, va_y, num_classes=self.train_src.num_classes,
@@ -49,7 +52,7 @@ class PeriodicEval:
         if cfg.train.eval_fid_samples:
             rec.update(generation_metrics(cfg, trainer.ema_G.model, n=cfg.train.eval_fid_samples,
                                           metrics={"fid"}, inception_weights=None, device=trainer.device,
-                                          progress=False))
+                                          progress=False, subset_seed=self.subset_seed))
         rec["eval_seconds"] = time.monotonic() - t0
         if bdist.info().is_main:
             append_jsonl(trainer.run_dir / "metrics.jsonl", rec)

@@ -10,8 +10,9 @@ import torch
 
 from .. import dist as bdist
 from ..config import ConfigError
-from ..data import eval_transform, load_eval_tensors, match_channels, open_split
-from ..data.transforms import crop_batch, sample_crops
+from ..data import ShardSource, eval_transform, load_eval_tensors, match_channels, open_split
+from ..data.subset import SUBSET_SEED, sample_indices, source_labels, subset_source
+from ..data.transforms import augment_image, crop_batch, sample_crops
 from ..files import atomic_write_text
 from .features import Loaded, cached_features, load_models
 from .generative import generate, generation_metrics
@@ -63,29 +64,39 @@ def representation_metrics(train, val, test, metrics, *, probe_steps: int = 5000
 
 
 def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data_dir: str | None = None,
-                    limit: int | None = None, lr: float = 0.01, batch_size: int = 256) -> dict:
+                    limit: int | None = None, subset_seed: int = 0, lr: float = 0.01, batch_size: int = 256) -> dict:
     """The Table 1 probe protocol (App. A): zero init, Adam lr 0.01, EMA 0.9999, ``steps`` steps, with every
     minibatch freshly augmented (the run's training augmentation) and encoded by the frozen EMA E; selection on
-    train_val. In-memory sources only (the augmentation is batched on the uint8 tensor)."""
+    train_val. In-memory sources are augmented as one batch; other map-style sources (image folders) decode and
+    augment image by image in this process (slow on ImageNet: every step decodes ``batch_size`` files); streamed
+    shards cannot be indexed and are skipped with a note. ``limit`` trains on a seeded class-stratified sample
+    (the same images ``cached_features`` picks for that limit and seed)."""
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
     src = open_split(cfg, "train_sub", data_dir)
-    tensors = src.as_tensors()
-    if tensors is None:
-        return {"linear_paper_note": f"{d.source} is not held in memory: augmented probe skipped"}
-    images, labels = tensors
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
+    if isinstance(src, ShardSource):
+        return {"linear_paper_note": f"{d.source} is streamed (no random access): augmented probe skipped"}
+    src = subset_source(src, limit, seed=subset_seed)
     gen = torch.Generator().manual_seed(cfg.train.seed)
     augment = d.augment if d.augment != "none" else "flip"
+    tensors = src.as_tensors()
 
     @torch.no_grad()
     def features(idx):
-        boxes, flips = sample_crops(idx.numel(), images.shape[2], images.shape[3], augment, gen)
-        x = match_channels(crop_batch(images[idx], boxes, flips, m.e_resolution), m.channels)
+        if tensors is not None:
+            images = tensors[0]
+            boxes, flips = sample_crops(idx.numel(), images.shape[2], images.shape[3], augment, gen)
+            x = match_channels(crop_batch(images[idx], boxes, flips, m.e_resolution), m.channels)
+        else:
+            x = torch.stack([augment_image(src[int(i)][0], augment=augment, resolution=m.e_resolution,
+                                           e_resolution=m.e_resolution, channels=m.channels, generator=gen)[1]
+                             for i in idx])
         return loaded.E.features(x.to(device)).float().cpu()
 
-    placeholder = torch.zeros(images.shape[0], loaded.E.feature_dim)  # rows come from ``features``
+    labels = source_labels(src)
+    if labels is None:
+        return {"linear_paper_note": f"{d.source} has no labels here: augmented probe skipped"}
+    placeholder = torch.zeros(len(labels), loaded.E.feature_dim)  # rows come from ``features``
     r = train_linear_probe(placeholder, labels, test[0], test[1], num_classes=int(labels.max()) + 1, steps=steps,
                            lr=lr, batch_size=batch_size, val_x=val[0], val_y=val[1], seed=cfg.train.seed,
                            augment_fn=features)
@@ -94,19 +105,21 @@ def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data
 
 
 def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_dir: str | None = None,
-                           device="cpu", grid: Path | None = None) -> dict:
-    """Relative L1 error of G(E(x)) (App. B) on the first ``n`` images of ``split``; E's mean as the latent."""
+                           device="cpu", grid: Path | None = None, subset_seed: int = 0) -> dict:
+    """Relative L1 error of G(E(x)) (App. B) on a seeded class-stratified sample of ``n`` images of ``split``;
+    E's mean as the latent."""
     cfg = loaded.cfg
     m = cfg.model
-    source = open_split(cfg, split, data_dir)
-    x_e, _ = load_eval_tensors(source, resolution=m.e_resolution, channels=m.channels, limit=n)
-    x_g, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels, limit=n)
+    source = subset_source(open_split(cfg, split, data_dir), n, seed=subset_seed)
+    x_e, y = load_eval_tensors(source, resolution=m.e_resolution, channels=m.channels)
+    x_g, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels)
     with torch.no_grad():
         rec = torch.cat([loaded.G(loaded.E(x_e[i : i + 200].to(device)).mu).float().cpu()
                          for i in range(0, x_e.shape[0], 200)])
     if grid is not None:
-        reconstruction_grid(x_g[:32], rec[:32], grid, ncol=8)
-        _interpolation_picture(loaded, x_e[:10], grid.with_name("interpolations.png"), device)
+        show = sample_indices(len(y), 32, labels=y, seed=subset_seed, sort=False)  # classes mixed in the grid
+        reconstruction_grid(x_g[show], rec[show], grid, ncol=8)
+        _interpolation_picture(loaded, x_e[show[:10]], grid.with_name("interpolations.png"), device)
     return {"rel_l1": relative_l1_error(x_g, rec), "recon_samples": x_g.shape[0]}
 
 
@@ -149,8 +162,11 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
              fid_samples: int = 10000, probe_steps: int = 5000, features: tuple[str, ...] = ("avepool", "bn-crelu"),
              train_limit: int | None = None, inception_weights: str | None = None, data_dir: str | None = None,
              device: str | None = None, progress: bool = True, pictures: bool = True,
-             results: dict | None = None) -> dict:
+             subset_seed: int = SUBSET_SEED, results: dict | None = None) -> dict:
     """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready).
+
+    Every part of a split used (``train_limit`` training images, FID references, reconstructions, picture
+    queries) is a class-stratified random sample seeded by ``subset_seed`` (``bigbigan.data.subset``).
 
     Every requirement is checked before the first expensive step. ``results``, when given, is filled as each
     metric finishes, so a caller can keep what was computed when a later metric fails.
@@ -161,7 +177,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     cfg = loaded.cfg
     res: dict = {} if results is None else results
     res.update({"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
-                "split": split, "timings_s": {}})
+                "split": split, "subset_seed": subset_seed, "train_limit": train_limit, "timings_s": {}})
     pics = loaded.run_dir / "eval" if pictures else None
     need_e = {"linear", "linear-sweep", "linear-paper", "knn", "recon"} & set(metrics)
     if need_e and loaded.E is None:
@@ -170,7 +186,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     if {"linear", "linear-sweep", "linear-paper", "knn"} & set(metrics):
         t0 = time.monotonic()
         kw = {"data_dir": data_dir, "device": device, "progress": progress}
-        tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, **kw)
+        tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, subset_seed=subset_seed, **kw)
         va_f, va_y = cached_features(loaded, "train_val", **kw)
         te_f, te_y = cached_features(loaded, split, **kw)
         res["timings_s"]["features"] = time.monotonic() - t0
@@ -179,21 +195,23 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         if "linear-paper" in metrics:
             t0 = time.monotonic()
             res.update(augmented_probe(loaded, (va_f, va_y), (te_f, te_y), steps=probe_steps, device=device,
-                                       data_dir=data_dir, limit=train_limit))
+                                       data_dir=data_dir, limit=train_limit, subset_seed=subset_seed))
             res["timings_s"]["linear-paper"] = time.monotonic() - t0
         if "knn" in metrics and pics is not None and bdist.info().is_main:
-            _neighbour_picture(loaded, tr_f, te_f, split, pics / "neighbours.png", data_dir)
+            _neighbour_picture(loaded, tr_f, te_f, te_y, split, pics / "neighbours.png", data_dir,
+                               train_limit, subset_seed)
     if "recon" in metrics:
         t0 = time.monotonic()
         res.update(reconstruction_metrics(loaded, split, data_dir=data_dir, device=device,
-                                          grid=pics / "reconstructions.png" if pics else None))
+                                          grid=pics / "reconstructions.png" if pics else None,
+                                          subset_seed=subset_seed))
         res["timings_s"]["recon"] = time.monotonic() - t0
     gen_metrics = {"fid", "kid", "is"} & set(metrics)
     if gen_metrics:
         t0 = time.monotonic()
         res.update(generation_metrics(cfg, loaded.G, n=fid_samples, metrics=gen_metrics,
                                       inception_weights=inception_weights, data_dir=data_dir, device=device,
-                                      progress=progress))
+                                      progress=progress, subset_seed=subset_seed))
         res["timings_s"]["generation"] = time.monotonic() - t0
         if pics is not None and bdist.info().is_main:
             save_grid(generate(loaded.G, 64, z_dim=cfg.model.z_dim, prior=cfg.model.prior, device=device),
@@ -204,14 +222,17 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     return res
 
 
-def _neighbour_picture(loaded: Loaded, tr_f, te_f, split, path, data_dir) -> None:
-    """Nearest training neighbours (D1) of the first 8 query images (App. C, Fig. 12)."""
+def _neighbour_picture(loaded: Loaded, tr_f, te_f, te_y, split, path, data_dir, train_limit: int | None,
+                       subset_seed: int) -> None:
+    """Nearest training neighbours (D1) of 8 query images, a seeded class-stratified sample (App. C, Fig. 12)."""
     cfg = loaded.cfg
     m = cfg.model
     q_src = open_split(cfg, split, data_dir)
-    t_src = open_split(cfg, "train_sub", data_dir)
-    _, nn_idx = knn_neighbours(tr_f, te_f[:8], 7, 1)  # [8, 7] training indices, nearest first
-    q, _ = load_eval_tensors(q_src, resolution=m.resolution, channels=m.channels, limit=8)
+    # the rows of tr_f: the same seeded sample of train_sub that cached_features took
+    t_src = subset_source(open_split(cfg, "train_sub", data_dir), train_limit, seed=subset_seed)
+    queries = sample_indices(len(te_y), 8, labels=te_y, seed=subset_seed)
+    _, nn_idx = knn_neighbours(tr_f, te_f[queries], 7, 1)  # [8, 7] training indices, nearest first
+    q, _ = load_eval_tensors(q_src.subset(queries), resolution=m.resolution, channels=m.channels)
     neigh = torch.stack([torch.stack([eval_transform(t_src[int(j)][0], m.resolution) for j in row])
                          for row in nn_idx])
     neigh = match_channels(neigh, m.channels)
@@ -263,14 +284,14 @@ def evaluate_cli(args) -> int:
     bdist.init(args.device)
     feats = ("avepool", "bn-crelu") if args.feature == "both" else (args.feature,)
     res: dict = {}
+    meta = ("checkpoint", "step", "scale", "variant", "split", "subset_seed", "train_limit", "timings_s")
     try:
         evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
                  split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
                  train_limit=args.train_limit, inception_weights=args.inception_weights,
-                 data_dir=args.data_dir, device=args.device, results=res)
+                 data_dir=args.data_dir, device=args.device, subset_seed=args.subset_seed, results=res)
     except BaseException as exc:
-        if bdist.info().is_main and any(k not in ("checkpoint", "step", "scale", "variant", "split", "timings_s")
-                                        for k in res):
+        if bdist.info().is_main and any(k not in meta for k in res):
             res["failed"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
             out = Path(args.json) if args.json else eval_json_path(res["checkpoint"])
             write_results(out, res)
