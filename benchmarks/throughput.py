@@ -208,7 +208,7 @@ def case_config(name: str, precision: str, compile_: bool = False, extra: tuple[
 
 def loader_timing(name: str, batches: int, args) -> tuple[Timing, str]:
     """``batches`` next() calls of the real training stream of case ``name`` (what one iteration consumes)."""
-    from bigbigan.train.stream import build_stream
+    from bigbigan.data import build_stream
 
     source = data_source()
     stream = build_stream(case_config(name, args.precision, extra=(f"data.source={source}",)))

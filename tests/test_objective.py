@@ -88,9 +88,9 @@ def test_trainer_d_loss_follows_the_variant(tmp_path, variant, mode):
     # hand-computed single hinge on the summed score, which differs from the per-term hinges of Sec. 2.
     from torch import nn
 
+    from bigbigan.data import build_stream
     from bigbigan.presets import resolve
     from bigbigan.train.loop import Trainer
-    from bigbigan.train.stream import build_stream
 
     cfg = resolve("tiny", variant)
     trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
@@ -135,9 +135,9 @@ def test_trainer_logs_the_terms_its_objective_computes(tmp_path):
     # Under bigan_log the D statistics are the log-loss terms of the summed score, not hinges per term.
     from torch import nn
 
+    from bigbigan.data import build_stream
     from bigbigan.presets import resolve
     from bigbigan.train.loop import Trainer
-    from bigbigan.train.stream import build_stream
 
     cfg = resolve("tiny", "base", ["objective.d_loss=bigan_log"])
     trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)

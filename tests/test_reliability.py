@@ -196,9 +196,9 @@ def test_resume_drops_log_lines_past_the_checkpoint_and_readers_skip_a_torn_line
 
 
 def test_nan_at_step_one_does_not_claim_a_good_checkpoint(tmp_path):
+    from bigbigan.data import build_stream
     from bigbigan.presets import resolve
     from bigbigan.train.loop import Trainer, TrainingError
-    from bigbigan.train.stream import build_stream
 
     cfg = resolve("tiny", "base", ["train.steps=3", "train.log_every=1", "data.train_val_size=100"])
     trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)

@@ -7,10 +7,10 @@ import signal
 import torch
 
 from bigbigan.checkpoint import list_checkpoints
+from bigbigan.data import build_stream
 from bigbigan.presets import resolve
 from bigbigan.train.loop import Trainer
 from bigbigan.train.signals import stop_signals
-from bigbigan.train.stream import build_stream
 
 
 def test_hooks_run_at_their_steps_after_the_checkpoint_of_that_step(tmp_path):

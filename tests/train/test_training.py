@@ -12,10 +12,10 @@ import pytest
 import torch
 
 from bigbigan.checkpoint import CheckpointError, list_checkpoints, load_file, load_latest
+from bigbigan.data import build_stream
 from bigbigan.files import atomic_save
 from bigbigan.presets import resolve
 from bigbigan.train.loop import Trainer, TrainingError
-from bigbigan.train.stream import build_stream
 from bigbigan.workflows import train as run_training
 
 FAST = ["train.image_every=1000", "train.log_every=1", "train.ckpt_every=1000", "data.train_val_size=100"]

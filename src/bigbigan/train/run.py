@@ -11,8 +11,8 @@ from .. import dist as bdist
 from .. import rundir
 from ..checkpoint import config_differences, load_latest
 from ..config import Config, ConfigError, from_dict, load_yaml, to_dict
+from ..data import build_stream
 from .loop import Hook, Trainer
-from .stream import build_stream
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
