@@ -134,6 +134,9 @@ def main(argv=None) -> int:
         r.update({k: meta[k] for k in ("command", "date")})
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"meta": meta, **results}, indent=2))
+    # The run's report shows its headline figures beside these (same evaluation code, eval.json keys).
+    baselines = {name: results[name]["all"] for name in ("pixels", "random_init", "supervised")}
+    (out / "trained" / "baselines.json").write_text(json.dumps(baselines, indent=2))
     cols = ["linear_top1", "linear_bn_crelu_top1", "linear_sweep_top1", "knn_d1_k25_top1", "knn_d1_k5_top1",
             "fid", "kid", "rel_l1", "minutes", "iterations"]
     print("| model | " + " | ".join(cols) + " |")

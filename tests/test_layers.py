@@ -22,10 +22,11 @@ LAYERS = [
     {"objective"},  # losses as pure functions of D's scores
     {"config"},  # the typed configuration (validates against nets' and objective's choices)
     {"presets"},  # scales and variants
-    {"checkpoint"},  # checkpoint files: written by train, read by train and evaluation
+    {"checkpoint", "standing"},  # checkpoint files; standing BN statistics: for train and evaluation alike
     {"train", "evaluation"},  # the trainer; evaluation protocols: independent of each other
-    {"workflows"},  # glue: a training run with the evaluation and picture hooks
-    {"ablate"},  # Table 1: train and evaluate variants x seeds
+    {"workflows", "export"},  # a training run with the evaluation and picture hooks; exported models
+    {"model"},  # bigbigan.load: a trained model as a tool
+    {"ablate", "commands"},  # Table 1 (variants x seeds); export / encode / sample / reconstruct / neighbours
     {"cli"},  # argv -> configuration -> commands
     {"__main__"},
 ]
@@ -43,11 +44,13 @@ def module_name(path: Path) -> str:
 def bigbigan_imports(source: str, module: str, is_package: bool = False) -> list[tuple[str, int, bool]]:
     """(imported bigbigan module, line, inside a function) for every import of ``source``, the text of
     ``module`` (dotted name); relative imports are resolved against its package."""
-    package = module.split(".") if is_package else module.split(".")[:-1]
+    package = module.split(".") if is_package or module == "bigbigan" else module.split(".")[:-1]
     found = []
 
     def visit(node: ast.AST, in_function: bool) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and getattr(child.test, "id", None) == "TYPE_CHECKING":
+                continue  # annotations only: never imported at run time
             local = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
             if isinstance(child, ast.Import):
                 found.extend((a.name, child.lineno, in_function) for a in child.names if a.name.split(".")[0] == "bigbigan")
@@ -59,7 +62,10 @@ def bigbigan_imports(source: str, module: str, is_package: bool = False) -> list
                     target = child.module or ""
                 if target.split(".")[0] != "bigbigan":
                     continue
-                if target == "bigbigan" or not child.module:  # ``from . import dist``: the names are modules
+                if target == "bigbigan":  # ``from . import dist`` (a module) or ``__version__`` (the root's)
+                    found.extend((f"{target}.{a.name}" if _is_top_module(a.name) else target, child.lineno,
+                                  in_function) for a in child.names)
+                elif not child.module:  # ``from . import knn`` in a subpackage: the names are its modules
                     found.extend((f"{target}.{a.name}", child.lineno, in_function) for a in child.names)
                 else:
                     found.append((target, child.lineno, in_function))
@@ -70,8 +76,13 @@ def bigbigan_imports(source: str, module: str, is_package: bool = False) -> list
 
 
 def component(module: str) -> str:
+    """``bigbigan.train.loop`` -> ``train``; the package root ``bigbigan`` -> ``__init__``."""
     parts = module.split(".")
     return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _is_top_module(name: str) -> bool:
+    return (SRC / "bigbigan" / f"{name}.py").is_file() or (SRC / "bigbigan" / name).is_dir()
 
 
 def violations(source: str, module: str, is_package: bool = False) -> list[str]:
@@ -80,9 +91,15 @@ def violations(source: str, module: str, is_package: bool = False) -> list[str]:
     out = []
     for target, line, in_function in bigbigan_imports(source, module, is_package):
         other = component(target)
+        if own == "__init__":
+            # The package root imports nothing at import time (so ``import bigbigan.x`` stays light and the root
+            # sits below everything); its ``bigbigan.load`` imports the API when called: a documented lazy import.
+            if not in_function:
+                out.append(f"{module}:{line} imports {target} at import time (the root must import nothing)")
+            continue
         if in_function:
             out.append(f"{module}:{line} imports {target} inside a function (move it to the top)")
-        if own == "__init__" or other == own:
+        if other in (own, "__init__"):  # itself, or the root's attributes (``__version__``)
             continue
         if own not in RANK or other not in RANK:
             out.append(f"{module}:{line} imports {target}: {own if own not in RANK else other} is in no layer")
@@ -109,6 +126,8 @@ def test_the_package_obeys_the_layers():
         ("bigbigan.objective", "from . import train\n", "train is a higher layer"),
         ("bigbigan.checkpoint", "def f():\n    from .files import atomic_save\n", "inside a function"),
         ("bigbigan.newthing", "from .files import atomic_save\n", "newthing is in no layer"),
+        ("bigbigan", "from .model import load\n", "at import time"),
+        ("bigbigan.standing", "from .train.stream import build_stream\n", "train is a higher layer"),
     ],
 )
 def test_the_checker_catches_an_upward_import(module, source, complaint):
@@ -121,6 +140,8 @@ def test_the_checker_accepts_downward_and_internal_imports():
     assert violations(src, "bigbigan.train.loop") == []
     assert violations("from .discriminator import Scores\n", "bigbigan.nets", is_package=True) == []
     assert bigbigan_imports("from . import dist\n", "bigbigan.cli") == [("bigbigan.dist", 1, False)]
+    assert violations("from . import __version__\n", "bigbigan.export") == []  # the root's attribute
+    assert violations("def load():\n    from .model import load\n", "bigbigan", is_package=True) == []
 
 
 # The only modules that read the environment, and why: torchrun's variables, the allocator switch of the

@@ -47,12 +47,13 @@ def test_feature_cache_follows_the_weights_not_the_path(tmp_path):
     train(run, 2, "--seed", "7")
     loaded = load_models(run)
     again = cached_features(loaded, "test", limit=40, progress=False)[0]
-    from bigbigan.data import open_split
+    from bigbigan.data import open_source
     from bigbigan.data.subset import subset_source
 
-    images = subset_source(open_split(loaded.cfg, "test"), 40, seed=0)  # the sample cached_features takes
-    fresh = extract_features(loaded.E, images, resolution=loaded.cfg.model.e_resolution, channels=1,
-                             progress=False)[0]
+    d = loaded.cfg.data
+    source = open_source(d.source, d.data_dir, "test", train_val_size=d.train_val_size, seed=loaded.cfg.train.seed)
+    fresh = extract_features(loaded.E, subset_source(source, 40, seed=0),  # the evaluation's seeded sample of 40
+                             resolution=loaded.cfg.model.e_resolution, channels=1, progress=False)[0]
     assert not torch.equal(first, fresh)
     assert torch.equal(again, fresh)
 

@@ -106,10 +106,10 @@ def ablate_cli(args) -> int:
     for v in variants:  # fail fast on a typo, before hours of training
         presets.resolve(args.scale, v, args.set)
     eval_every = _eval_every(args, presets.resolve(args.scale, variants[0], args.set).train.eval_every) if paper else 0
-    metrics = (["linear-paper"] if paper else ["linear"]) + ["fid"] + (["is"] if args.inception_weights else [])
-    check_requirements(metrics, inception_weights=args.inception_weights)  # before hours of training (and files)
     out = Path(args.out)
-    _claim_protocol(out, args.protocol)
+    metrics = (["linear-paper"] if paper else ["linear"]) + ["fid"] + (["is"] if args.inception_weights else [])
+    check_requirements(metrics, inception_weights=args.inception_weights)  # before hours of training
+    _claim_protocol(out, args.protocol)  # after every check: a refused ablation leaves nothing behind
     results: dict[str, list[dict]] = {v: [] for v in variants}
     # Seed-major: an ablation stopped part-way still has every variant at least once.
     for seed in range(args.seeds):

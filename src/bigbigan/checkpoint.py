@@ -74,7 +74,7 @@ def load_file(path: str | Path) -> dict:
 
 
 # Fields that may change between a run's invocations: the budget and cadence (``train.*``), the loader count.
-MUTABLE_FIELDS = ("train.", "data.num_workers")
+MUTABLE_FIELDS = ("train.", "data.num_workers", "eval.")  # eval.*: evaluation settings, not the model
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:

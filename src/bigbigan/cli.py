@@ -5,6 +5,11 @@
     bigbigan eval RUN_DIR_OR_CHECKPOINT --metrics linear,knn,fid,kid,is,recon [--json OUT]
     bigbigan report RUN_DIR
     bigbigan ablate --scale S --variants a,b,c --seeds N --minutes M
+    bigbigan export RUN_DIR --out DIR
+    bigbigan encode MODEL --images DIR | --data NAME [--split S] --out FILE.npy|.safetensors|.csv
+    bigbigan sample MODEL -n 64 --out grid.png|DIR
+    bigbigan reconstruct MODEL IMAGES... --out grid.png
+    bigbigan neighbours MODEL QUERY... --index DIR [--out grid.png]
 
 User mistakes end in one line on stderr (exit status 2); programming errors keep their traceback.
 """
@@ -21,6 +26,7 @@ import torch
 from . import presets
 from .ablate import ablate_cli
 from .checkpoint import CheckpointError
+from .commands import encode_cmd, export_cmd, neighbours_cmd, reconstruct_cmd, sample_cmd
 from .config import ConfigError, apply_overrides, option_overrides, validate
 from .data import DataError
 from .evaluation.inception import InceptionUnavailable
@@ -145,6 +151,91 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return ablate_cli(args)
 
 
+# ---- the model as a tool: export, encode, sample, reconstruct, neighbours -------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    return export_cmd(args)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    return encode_cmd(args)
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    return sample_cmd(args)
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    return reconstruct_cmd(args)
+
+
+def cmd_neighbours(args: argparse.Namespace) -> int:
+    return neighbours_cmd(args)
+
+
+def add_tool_parsers(sub) -> None:
+    """Register export, encode, sample, reconstruct and neighbours (MODEL: anything ``bigbigan.load`` takes)."""
+
+    def model_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("model", help="run directory, checkpoint, exported directory or shipped model name")
+        p.add_argument("--checkpoint", choices=["latest", "best"], default="latest",
+                       help="which checkpoint of a run directory (default latest)")
+        p.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+        p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    xp = sub.add_parser("export", help="export a run's EMA G and E as config.json + model.safetensors",
+                        description="Write the EMA G and E of a run (with the training-feature statistics for "
+                        "BN+CReLU) in the Hugging Face layout that bigbigan.load reads.")
+    xp.add_argument("run", help="run directory or checkpoint file")
+    xp.add_argument("--out", required=True, help="output directory")
+    xp.add_argument("--checkpoint", choices=["latest", "best"], default="latest", help="which checkpoint")
+    xp.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default="float32",
+                    help="storage type of the weights (loaded back as float32; default %(default)s)")
+    xp.add_argument("--stats-images", type=int, default=10000,
+                    help="training images for the BN+CReLU feature statistics; 0: none (default %(default)s)")
+    xp.add_argument("--data-dir", help="where the run's training data lives now (for the feature statistics)")
+    xp.add_argument("--device", help="cpu or cuda (default cpu)")
+    xp.set_defaults(func=cmd_export)
+
+    enc = sub.add_parser("encode", help="encoder features of images (a folder or a data set) to a file")
+    model_args(enc)
+    src = enc.add_mutually_exclusive_group(required=True)
+    src.add_argument("--images", help="a folder of images (class sub-folders give labels, else -1)")
+    src.add_argument("--data", help="a data source: fashion-mnist, mnist, digits, folder, cifar10, shards")
+    enc.add_argument("--data-dir", help="where --data lives (default: the source's standard location)")
+    enc.add_argument("--split", default="test", help="split of --data: train, test, ... (default test)")
+    enc.add_argument("--feature", choices=["avepool", "bn_crelu", "z"], default="avepool",
+                     help="AvePool [F], BN+CReLU [2F] or E's mean latent [z_dim] (default avepool)")
+    enc.add_argument("--out", required=True, help="output: .npy (structured), .safetensors or .csv")
+    enc.add_argument("--batch-size", type=int, default=256)
+    enc.set_defaults(func=cmd_encode)
+
+    smp = sub.add_parser("sample", help="images from the EMA generator, as a grid or one PNG each")
+    model_args(smp)
+    smp.add_argument("-n", type=int, default=64, help="how many images (default 64)")
+    smp.add_argument("--seed", type=int, default=0, help="latent seed: the same seed gives the same images")
+    smp.add_argument("--nrow", type=int, help="images per grid row (default: a square)")
+    smp.add_argument("--out", required=True, help="grid.png, or a directory for sample-00000.png, ...")
+    smp.set_defaults(func=cmd_sample)
+
+    rec = sub.add_parser("reconstruct", help="G(E(x)) of images: a grid with inputs above reconstructions")
+    model_args(rec)
+    rec.add_argument("images", nargs="+", help="image files or folders")
+    rec.add_argument("--out", required=True, help="output grid (PNG)")
+    rec.add_argument("--ncol", type=int, default=8, help="images per row (default 8)")
+    rec.set_defaults(func=cmd_reconstruct)
+
+    nb = sub.add_parser("neighbours", help="nearest images in a folder by the paper's D1 distance (App. C)")
+    model_args(nb)
+    nb.add_argument("query", nargs="+", help="query image files or folders")
+    nb.add_argument("--index", required=True, help="folder of images to search")
+    nb.add_argument("-k", type=int, default=8, help="neighbours per query (default 8)")
+    nb.add_argument("-p", type=int, choices=[1, 2], default=1, help="distance D_p (default 1, the paper's D1)")
+    nb.add_argument("--out", help="write a grid: each query followed by its neighbours")
+    nb.set_defaults(func=cmd_neighbours)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bigbigan", description="BigBiGAN: train, evaluate and ablate.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -190,6 +281,9 @@ def build_parser() -> argparse.ArgumentParser:
     ep.add_argument("--inception-weights", help="1008-class Inception weights (pt_inception-2015-12-05) for IS")
     ep.add_argument("--data-dir", help="override the run's data directory")
     ep.add_argument("--device", help="cpu or cuda")
+    ep.add_argument("--standing-stats-batches", type=int, metavar="N",
+                    help="BN statistics of EMA G and E re-estimated over N seeded batches (standing statistics); "
+                         "0: the EMA's copied running statistics (default: the run's eval.standing_stats_batches)")
     ep.set_defaults(func=cmd_evaluate)
 
     rp = sub.add_parser("report", help="write a self-contained HTML report of a run")
@@ -218,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data-dir")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.set_defaults(func=cmd_ablate)
+    add_tool_parsers(sub)
     return p
 
 

@@ -87,8 +87,9 @@ class OptimConfig:
     beta2: float = 0.999
     adam_eps: float = 1e-8
     d_steps: int = 2                   # D updates per joint E+G update
-    ema_decay: float = 0.9999          # EMA of G and E weights, used for every evaluation
-    ema_warmup: int = 1000             # EMA warm start: decay_t = min(ema_decay, (1 + t) / (ema_warmup + t))
+    ema_decay: float = 0.9999          # EMA of G and E weights, used for every evaluation (App. A)
+    ema_start: int = 20000             # EMA = plain copy of the live weights up to this iteration, then the
+                                       # fixed decay (BigGAN's scheme; BigGAN's ImageNet 128 launch: 20000)
 
 
 @dataclass
@@ -117,6 +118,15 @@ class TrainConfig:
 
 
 @dataclass
+class EvalConfig:
+    standing_stats_batches: int = 16   # BN statistics of EMA G and E re-estimated ("standing statistics", as
+                                       # BigGAN) over this many seeded batches at evaluation and export; 0: off
+    standing_stats_batch_size: int = 256  # global images (z) per standing-statistics batch, at most
+                                       # optim.batch_size (BigGAN accumulates over its per-forward batch)
+    standing_stats_seed: int = 0       # seed of the standing-statistics batches (z draws and image order)
+
+
+@dataclass
 class Config:
     scale: str = "imagenet128"
     variant: str = "base"
@@ -125,6 +135,13 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+# Fields of earlier versions that no longer exist, with why; from_dict(..., drop_legacy=True) accepts them.
+LEGACY_FIELDS: dict[str, str] = {
+    "optim.ema_warmup": "the EMA warm-up that preceded BigGAN's EMA scheme (optim.ema_start)",
+}
 
 
 def _choice(name: str, value: Any, choices: tuple) -> None:
@@ -181,6 +198,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError("optim.batch_size and optim.d_steps must be >= 1")
     if not 0.0 <= o.ema_decay < 1.0:
         raise ConfigError(f"optim.ema_decay={o.ema_decay} is not valid; use 0 <= decay < 1")
+    if o.ema_start < 0:
+        raise ConfigError(f"optim.ema_start={o.ema_start} is not valid; use an iteration >= 0")
+    ev = cfg.eval
+    if ev.standing_stats_batches < 0 or ev.standing_stats_batch_size < 1:
+        raise ConfigError("eval.standing_stats_batches must be >= 0 (0: off) and eval.standing_stats_batch_size >= 1")
     if t.steps < 0 or (t.minutes is not None and t.minutes <= 0):
         raise ConfigError("train.steps must be >= 0 and train.minutes > 0 when given")
     for k in ("log_every", "image_every", "ckpt_every", "keep_ckpts"):
@@ -218,7 +240,10 @@ RANGES: dict[str, tuple[float, float, bool]] = {
     "optim.adam_eps": (0.0, 1.0, True),
     "optim.d_steps": (1, 100, True),
     "optim.ema_decay": (0.0, 1.0, False),
-    "optim.ema_warmup": (0, INF, False),
+    "optim.ema_start": (0, INF, False),
+    "eval.standing_stats_batches": (0, 1 << 20, False),
+    "eval.standing_stats_batch_size": (1, 1 << 20, True),
+    "eval.standing_stats_seed": (0, 2**63 - 2, True),
     "data.train_val_size": (0, INF, False),
     "data.num_workers": (0, 1024, True),
     "train.steps": (0, INF, False),
@@ -374,8 +399,20 @@ def to_dict(cfg: Config) -> dict:
     return conv(dataclasses.asdict(cfg))
 
 
-def from_dict(data: dict) -> Config:
+def from_dict(data: dict, *, drop_legacy: bool = False) -> Config:
+    """A validated Config from a (YAML) mapping. Fields of earlier versions (``LEGACY_FIELDS``) are refused with
+    one line saying what they were (a run cannot be resumed under changed semantics), or dropped with
+    ``drop_legacy`` (evaluation, which only reads the saved weights)."""
     cfg = Config()
+    for path, what in LEGACY_FIELDS.items():
+        section, name = path.split(".")
+        if isinstance(data, dict) and isinstance(data.get(section), dict) and name in data[section]:
+            if not drop_legacy:
+                raise ConfigError(
+                    f"this run's configuration has {path}, {what}: its checkpoints can be evaluated "
+                    "(bigbigan eval) but not resumed; start a new run directory"
+                )
+            data = {**data, section: {k: v for k, v in data[section].items() if k != name}}
 
     def walk(prefix: str, d: dict) -> None:
         if not isinstance(d, dict):
@@ -401,11 +438,11 @@ def save_yaml(cfg: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
 
 
-def load_yaml(path: str | Path) -> Config:
+def load_yaml(path: str | Path, *, drop_legacy: bool = False) -> Config:
     try:
         data = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read configuration {path}: {exc}") from None
     if not isinstance(data, dict) or not data:  # an empty file must not become the imagenet128 defaults
         raise ConfigError(f"configuration {path} is empty or not a mapping")
-    return from_dict(data)
+    return from_dict(data, drop_legacy=drop_legacy)

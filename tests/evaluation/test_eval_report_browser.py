@@ -86,7 +86,9 @@ def test_report_renders_in_headless_chromium_with_every_image(tmp_path, train_ti
     assert check["loaded"] == check["total"], check
     assert check["shown"] == check["total"], check
     assert check["page_width"] <= check["window_width"], check  # nothing forces a horizontal scrollbar
-    assert "linear_avepool_top1" in dom and "knn_d1_k25_top1" in dom and "rel_l1" in dom
+    assert "linear_avepool_top1" in dom and "knn_d1_k25_top1" in dom and "rel_l1" in dom  # cell tooltips
+    for heading in ("Summary", "Representation", "Reconstruction"):
+        assert f">{heading}" in dom, heading
 
     # New headless mode paints a viewport ~140 px shorter than the window, so the screenshot ends in a blank strip.
     shot = tmp_path / "report.png"

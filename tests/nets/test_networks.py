@@ -25,7 +25,7 @@ def test_every_variant_builds_and_scores_at_tiny_scale(variant):
     z = torch.randn(3, m.z_dim)
     x = G(z)
     assert x.shape == (3, m.channels, m.resolution, m.resolution)
-    assert x.abs().max() <= 1
+    assert x.std(0).mean() > 1e-3  # different z give different images (a G that ignores z would not)
     z_real = None
     if E is not None:
         out = E(torch.randn(3, m.channels, m.e_resolution, m.e_resolution))

@@ -85,3 +85,45 @@ def test_evaluation_under_torchrun_matches_one_process(tmp_path):
     one, two = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("one", "two"))
     for key in ("linear_avepool_top1", "knn_d1_k5_top1", "knn_d2_k25_top1"):
         assert abs(one[key] - two[key]) < 1e-6, key
+
+
+STANDING = """
+import sys
+import torch
+from bigbigan import dist as bdist
+from bigbigan.nets import build_encoder, build_generator
+from bigbigan.presets import resolve
+from bigbigan.nets import layers
+from bigbigan.standing import ema_standing_stats
+
+if sys.argv[2:] == ["plain"]:  # per-replica BN, injected here: cross-replica BN sees a world of 1
+    layers._world = lambda: 1
+bdist.init("cpu")
+cfg = resolve("tiny")
+torch.manual_seed(0)
+G, E = build_generator(cfg.model).eval(), build_encoder(cfg.model).eval()
+ema_standing_stats(cfg, G, E, device="cpu", num_batches=3)
+if bdist.info().is_main:
+    state = {f"G.{k}": v for k, v in G.state_dict().items()}
+    state.update({f"E.{k}": v for k, v in E.state_dict().items()})
+    torch.save(state, sys.argv[1])
+bdist.shutdown()
+"""
+
+
+def test_standing_statistics_under_torchrun_are_the_global_batch_statistics(tmp_path):
+    """2 processes, each with half of every standing batch, give the statistics 1 process gets (cross-replica BN
+    reduces in the standing pass too); per-replica BN would not."""
+    script = tmp_path / "standing.py"
+    script.write_text(STANDING)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = {}
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    for name, pre, extra in (("one", [], []), ("two", torchrun, []), ("plain", torchrun, ["plain"])):
+        path = tmp_path / f"{name}.pt"
+        r = subprocess.run([sys.executable, *pre, str(script), str(path), *extra], env=env, capture_output=True,
+                           text=True, timeout=300, check=False)
+        assert r.returncode == 0, r.stderr[-3000:]
+        out[name] = {k: v for k, v in torch.load(path, weights_only=True).items() if "running" in k}
+    assert _max_rel_diff(out["one"], out["two"]) < 1e-4
+    assert _max_rel_diff(out["one"], out["plain"]) > 1e-2

@@ -46,13 +46,19 @@ def decode_rgb(data: bytes | str | Path) -> Tensor:
     """
     stream = io.BytesIO(data) if isinstance(data, bytes) else data
     with Image.open(stream) as image:
-        if image.mode in _WIDE_GREY:
-            grey = _wide_grey_to_uint8(image)
-            array = np.repeat(grey[:, :, None], 3, axis=2)
-        elif image.mode == "F":
-            raise UnsupportedImage("floating-point (mode F) image: its value range is unknown; convert it to 8-bit")
-        else:
-            if image.mode in ("P", "PA", "LA", "La", "RGBa"):
-                image = image.convert("RGBA")  # palette / alpha images: via RGBA, so PIL drops alpha cleanly
-            array = np.asarray(image.convert("RGB"))  # [H, W, 3]
+        return pil_rgb(image)
+
+
+def pil_rgb(image: Image.Image) -> Tensor:
+    """uint8 [3, H, W] from an open PIL image, converted as ``decode_rgb`` converts files (16-bit grey scaled,
+    float refused, palette and alpha via RGBA)."""
+    if image.mode in _WIDE_GREY:
+        grey = _wide_grey_to_uint8(image)
+        array = np.repeat(grey[:, :, None], 3, axis=2)
+    elif image.mode == "F":
+        raise UnsupportedImage("floating-point (mode F) image: its value range is unknown; convert it to 8-bit")
+    else:
+        if image.mode in ("P", "PA", "LA", "La", "RGBa"):
+            image = image.convert("RGBA")  # palette / alpha images: via RGBA, so PIL drops alpha cleanly
+        array = np.asarray(image.convert("RGB"))  # [H, W, 3]
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()

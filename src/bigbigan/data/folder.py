@@ -28,6 +28,11 @@ def _image_files(folder: Path, recursive: bool) -> list[str]:
     return sorted(found)
 
 
+def list_images(folder: str | Path) -> list[str]:
+    """Sorted paths of every image file under ``folder`` (recursive; hidden files and folders skipped)."""
+    return _image_files(Path(folder), recursive=True)
+
+
 def _has_image(folder: Path) -> bool:
     """Whether ``folder`` holds an image at any depth; stops at the first one found."""
     for _, _, filenames in os.walk(folder, followlinks=True):

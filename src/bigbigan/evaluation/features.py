@@ -22,6 +22,7 @@ from ..data import eval_batches, open_split
 from ..data.subset import subset_source
 from ..files import atomic_save
 from ..nets import build_models
+from ..standing import ema_standing_stats
 
 
 @dataclass
@@ -32,27 +33,33 @@ class Loaded:
     step: int
     path: Path
     run_dir: Path
-    digest: str = ""  # content hash of the EMA encoder's (else generator's) weights
+    digest: str = ""  # content hash of the EMA encoder's (else generator's) saved weights
+    standing_stats_batches: int = 0  # batches of the standing-statistics pass applied to G and E (0: none)
 
 
-def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu") -> Loaded:
-    """The EMA G and E of a run directory or checkpoint file, ready for evaluation."""
+def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu",
+                standing_stats_batches: int | None = None) -> Loaded:
+    """The EMA G and E of a run directory or checkpoint file, ready for evaluation: with standing statistics
+    over ``standing_stats_batches`` batches (default: the run's ``eval.standing_stats_batches``; 0: the EMA's
+    copied running statistics). Every evaluation loads its models here. Call on every rank."""
     path = resolve_checkpoint(target, which)
     state = load_file(path)
-    cfg = from_dict(state["config"])
+    cfg = from_dict(state["config"], drop_legacy=True)  # older runs evaluate with the EMA weights they saved
     run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
     own = run_dir / "config.yaml"
     if path.parent.name == "checkpoints" and own.is_file():  # a stray checkpoint of another run or variant
-        differ = config_differences(to_dict(load_yaml(own)), to_dict(cfg))
+        differ = config_differences(to_dict(load_yaml(own, drop_legacy=True)), to_dict(cfg))
         if differ:
             raise CheckpointError(f"{path} does not belong to the run in {run_dir} ({differ})")
     G, _, E = build_models(cfg)
     G.load_state_dict(state["G_ema"]["model"])
+    G = G.to(device).eval()
     if E is not None:
         E.load_state_dict(state["E_ema"]["model"])
         E = E.to(device).eval()
-    return Loaded(cfg, G.to(device).eval(), E, int(state["step"]), path, run_dir,
-                  weights_digest(state.get("E_ema", state["G_ema"])["model"]))
+    digest = weights_digest(state.get("E_ema", state["G_ema"])["model"])
+    n = ema_standing_stats(cfg, G, E, device=device, num_batches=standing_stats_batches)
+    return Loaded(cfg, G, E, int(state["step"]), path, run_dir, digest, n)
 
 
 def weights_digest(state: dict[str, Tensor]) -> str:
@@ -127,11 +134,16 @@ def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, 
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
     tag = f"{limit}-s{subset_seed}" if limit is not None else "all"  # the seed names the sample
-    # Everything the features depend on: the weights' content, the images (source, location, split, count,
-    # subset seed, held-out size and split seed) and the encoder's input (resolution, channels).
+    # Everything the features depend on: the weights' content and their BN statistics (standing pass), the
+    # images (source, location, split, count, subset seed, held-out size and split seed) and the encoder's
+    # input (resolution, channels).
     where = Path(data_dir or d.data_dir).expanduser().resolve() if (data_dir or d.data_dir) else None
-    parts = (loaded.digest, d.source, where, split, tag, d.train_val_size, cfg.train.seed, m.e_resolution,
-             m.channels)
+    standing = "none"
+    if loaded.standing_stats_batches:
+        c = cfg.eval
+        standing = f"{loaded.standing_stats_batches}x{c.standing_stats_batch_size}s{c.standing_stats_seed}"
+    parts = (loaded.digest, standing, d.source, where, split, tag, d.train_val_size, cfg.train.seed,
+             m.e_resolution, m.channels)
     key = hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:16]
     cache = loaded.run_dir / "features" / f"{loaded.path.stem}-{split}-{tag}-{key}.pt"
     if cache.is_file():

@@ -39,8 +39,8 @@ class PeriodicEval:
     def __call__(self, trainer) -> dict:
         cfg, t0 = self.cfg, time.monotonic()
         rec: dict = {"step": trainer.step, "subset_seed": self.subset_seed}
-        if trainer.ema_E is not None and self.train_src.num_classes:
-            E = trainer.ema_E.model
+        G, E = trainer.eval_models()  # EMA models with standing statistics when configured (every rank)
+        if E is not None and self.train_src.num_classes:
             kw = {"resolution": cfg.model.e_resolution, "channels": cfg.model.channels, "device": trainer.device,
                       "progress": False}
             tr_f, tr_y = extract_features(E, self.train_src, **kw)
@@ -50,7 +50,7 @@ class PeriodicEval:
                                        steps=self.probe_steps)
             rec["train_val_top1"] = r.top1
         if cfg.train.eval_fid_samples:
-            rec.update(generation_metrics(cfg, trainer.ema_G.model, n=cfg.train.eval_fid_samples,
+            rec.update(generation_metrics(cfg, G, n=cfg.train.eval_fid_samples,
                                           metrics={"fid"}, inception_weights=None, device=trainer.device,
                                           progress=False, subset_seed=self.subset_seed))
         rec["eval_seconds"] = time.monotonic() - t0

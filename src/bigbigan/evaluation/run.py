@@ -162,8 +162,12 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
              fid_samples: int = 10000, probe_steps: int = 5000, features: tuple[str, ...] = ("avepool", "bn-crelu"),
              train_limit: int | None = None, inception_weights: str | None = None, data_dir: str | None = None,
              device: str | None = None, progress: bool = True, pictures: bool = True,
-             subset_seed: int = SUBSET_SEED, results: dict | None = None) -> dict:
+             subset_seed: int = SUBSET_SEED, standing_stats_batches: int | None = None,
+             results: dict | None = None) -> dict:
     """Evaluate the EMA models of ``target``; returns a flat dict of results (JSON-ready).
+
+    ``standing_stats_batches``: batches of the standing-statistics pass (default: the run's
+    ``eval.standing_stats_batches``; 0: off).
 
     Every part of a split used (``train_limit`` training images, FID references, reconstructions, picture
     queries) is a class-stratified random sample seeded by ``subset_seed`` (``bigbigan.data.subset``).
@@ -173,11 +177,12 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     """
     check_requirements(metrics, split=split, train_limit=train_limit, inception_weights=inception_weights)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    loaded = load_models(target, which, device)
+    loaded = load_models(target, which, device, standing_stats_batches)
     cfg = loaded.cfg
     res: dict = {} if results is None else results
     res.update({"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
-                "split": split, "subset_seed": subset_seed, "train_limit": train_limit, "timings_s": {}})
+                "split": split, "subset_seed": subset_seed, "train_limit": train_limit,
+                "standing_stats_batches": loaded.standing_stats_batches, "timings_s": {}})
     pics = loaded.run_dir / "eval" if pictures else None
     need_e = {"linear", "linear-sweep", "linear-paper", "knn", "recon"} & set(metrics)
     if need_e and loaded.E is None:
@@ -284,12 +289,14 @@ def evaluate_cli(args) -> int:
     bdist.init(args.device)
     feats = ("avepool", "bn-crelu") if args.feature == "both" else (args.feature,)
     res: dict = {}
-    meta = ("checkpoint", "step", "scale", "variant", "split", "subset_seed", "train_limit", "timings_s")
+    meta = ("checkpoint", "step", "scale", "variant", "split", "subset_seed", "train_limit",
+            "standing_stats_batches", "timings_s")
     try:
         evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
                  split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
                  train_limit=args.train_limit, inception_weights=args.inception_weights,
-                 data_dir=args.data_dir, device=args.device, subset_seed=args.subset_seed, results=res)
+                 data_dir=args.data_dir, device=args.device, subset_seed=args.subset_seed,
+                 standing_stats_batches=args.standing_stats_batches, results=res)
     except BaseException as exc:
         if bdist.info().is_main and any(k not in meta for k in res):
             res["failed"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"

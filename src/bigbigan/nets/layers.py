@@ -111,7 +111,8 @@ class CrossReplicaBatchNorm2d(nn.BatchNorm2d):
         var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0)
         with torch.no_grad():
             self.num_batches_tracked += 1
-            m = self.momentum
+            # momentum=None: cumulative average over batches, as nn.BatchNorm2d (the standing-statistics pass)
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
             self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
             self.running_var.mul_(1 - m).add_(var.detach() * n / (n - 1).clamp_min(1), alpha=m)
         y = (xf - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]

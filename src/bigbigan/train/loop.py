@@ -15,6 +15,7 @@ continues bitwise as if uninterrupted and 1 process matches N processes.
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -39,6 +40,7 @@ from ..config import Config, save_yaml, to_dict
 from ..files import truncate_jsonl
 from ..nets import Scores, build_models, sample_prior
 from ..objective import d_accuracy, discriminator_loss, discriminator_terms, encoder_generator_loss
+from ..standing import ema_standing_stats
 from .ema import EMA
 from .setup import EncoderGenerator, build_optimisers, forward_modules
 from .signals import StopRequest, stop_signals
@@ -97,8 +99,8 @@ class Trainer:
         if t.channels_last:
             for m in self.modules():
                 m.to(memory_format=torch.channels_last)
-        self.ema_G = EMA(self.G, o.ema_decay, o.ema_warmup)
-        self.ema_E = EMA(self.E, o.ema_decay, o.ema_warmup) if self.E is not None else None
+        self.ema_G = EMA(self.G, o.ema_decay, o.ema_start)
+        self.ema_E = EMA(self.E, o.ema_decay, o.ema_start) if self.E is not None else None
         self.opt_d, self.opt_ge, self._phase_params = build_optimisers(cfg, self.G, self.D, self.E, self.device)
         self.GE = EncoderGenerator(self.G, self.E)
         self.ge_fwd, self.d_fwd = forward_modules(self.GE, self.D, self.info.world, self.device, t.compile)
@@ -176,11 +178,25 @@ class Trainer:
         bdist.barrier()
         return path
 
-    def export(self, path: str | Path | None = None) -> Path:
-        """The EMA G and E as safetensors (``G.`` / ``E.`` prefixed keys) for inference."""
-        tensors = {f"G.{k}": v for k, v in self.ema_G.model.state_dict().items()}
-        if self.ema_E is not None:
-            tensors.update({f"E.{k}": v for k, v in self.ema_E.model.state_dict().items()})
+    def eval_models(self) -> tuple[nn.Module, nn.Module | None]:
+        """The EMA G and E as evaluated: copies with standing statistics (``eval.standing_stats_batches``), or
+        the EMA models themselves when that is 0. Call on every rank (cross-replica BN reduces over all)."""
+        G = self.ema_G.model
+        E = self.ema_E.model if self.ema_E is not None else None
+        if self.cfg.eval.standing_stats_batches == 0:
+            return G, E
+        G, E = copy.deepcopy(G), copy.deepcopy(E)  # the EMA's own buffers keep tracking the live network
+        ema_standing_stats(self.cfg, G, E, device=self.device)
+        return G, E
+
+    def export(self, path: str | Path | None = None,
+               models: tuple[nn.Module, nn.Module | None] | None = None) -> Path:
+        """The evaluated EMA G and E (``models``, default ``eval_models()``) as safetensors (``G.`` / ``E.``
+        prefixed keys) for inference."""
+        G, E = models if models is not None else self.eval_models()
+        tensors = {f"G.{k}": v for k, v in G.state_dict().items()}
+        if E is not None:
+            tensors.update({f"E.{k}": v for k, v in E.state_dict().items()})
         return export_safetensors(path or self.run_dir / "ema.safetensors", tensors, to_dict(self.cfg))
 
     # ---- one iteration ---------------------------------------------------------------------------------------
@@ -334,10 +350,11 @@ class Trainer:
         """The end of ``fit``: a last checkpoint, pictures, the safetensors export and a summary."""
         self._check_finite()
         path = self.save()
+        models = self.eval_models()  # on every rank: the standing-statistics pass reduces across ranks
         if self.info.is_main:
             if self.pictures is not None:
                 self.pictures(self)
-            self.export()
+            self.export(models=models)
             self.stats.close()
         start, start_step = self._start
         elapsed = time.monotonic() - start

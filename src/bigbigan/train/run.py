@@ -27,10 +27,11 @@ def _flatten(d: dict, prefix: str = "") -> dict:
 
 
 def check_resumable(saved: Config, given: Config) -> None:
-    """A run may only be resumed with the same settings, except the ``train.*`` budget and cadence fields."""
+    """A run may only be resumed with the same settings, except the ``train.*`` budget and cadence fields and the
+    ``eval.*`` fields (they do not change training)."""
     a, b = _flatten(to_dict(saved)), _flatten(to_dict(given))
     for key in a:
-        if key.startswith("train.") or key == "data.num_workers":
+        if key.startswith(("train.", "eval.")) or key == "data.num_workers":
             continue
         if a[key] != b.get(key):
             raise ConfigError(
