@@ -15,7 +15,9 @@ class TrainingGrids:
 
     The fixed z (seed 1234) and the 32 real images are drawn at the first call and kept, so successive grids
     show the same latents and images; the real images are peeked from the training stream without disturbing
-    it (a resumed run stays bitwise identical).
+    it (a resumed run stays bitwise identical). A training-time diagnostic, written by rank 0 alone: it uses the
+    EMA models' copied running statistics, not standing statistics (whose pass needs every rank); evaluation
+    pictures use standing statistics.
     """
 
     def __init__(self) -> None:

@@ -18,14 +18,11 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from .. import dist as bdist
 from ..checkpoint import (
@@ -42,11 +39,10 @@ from ..nets import Scores, build_models, sample_prior
 from ..objective import d_accuracy, discriminator_loss, discriminator_terms, encoder_generator_loss
 from ..standing import ema_standing_stats
 from .ema import EMA
+from .maintenance import Hook, Section, progress_bar, stop_agreed
 from .setup import EncoderGenerator, build_optimisers, forward_modules
-from .signals import StopRequest, stop_signals
+from .signals import stop_signals
 from .stats import Stats
-
-Hook = Callable[["Trainer"], object]  # a maintenance hook: called with the trainer, its result is ignored
 
 
 class TrainingError(RuntimeError):
@@ -58,15 +54,6 @@ class Batch:
     x: Tensor  # [B, C, R, R] real images for D (and G's resolution)
     x_e: Tensor  # [B, C, Re, Re] the same crops at E's resolution
     y: Tensor  # [B] labels (unused by training; kept for diagnostics)
-
-
-@dataclass(frozen=True)
-class Section:
-    """One maintenance section of ``fit``: ``run()`` after every iteration whose step ``due`` accepts."""
-
-    name: str
-    due: Callable[[int], bool]
-    run: Callable[[], object]
 
 
 class Trainer:
@@ -320,7 +307,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_yaml(self.cfg, self.run_dir / "config.yaml")
         sections = self.maintenance()
-        with stop_signals() as stop, self._progress_bar():
+        with stop_signals() as stop, progress_bar(t, self.step, self.progress and self.info.is_main) as bar:
+            self._bar = bar
             start = time.monotonic()
             self._start = (start, self.step)
             self._last_good = self.step
@@ -332,7 +320,7 @@ class Trainer:
                 if time.monotonic() >= deadline:
                     reason = "minutes"
                     break
-                if self._stop_requested(stop):
+                if stop_agreed(stop, self.info.world, self.device):
                     reason = stop.name or "signal"
                     break
                 self.train_iteration()
@@ -344,6 +332,7 @@ class Trainer:
                 for section in sections:
                     if section.due(self.step):
                         section.run()
+        self._bar = None
         return self._finish(reason)
 
     def _finish(self, reason: str) -> dict:
@@ -363,29 +352,6 @@ class Trainer:
         self.log(f"stopped at step {self.step} ({reason}); {summary['iterations']} iterations in {elapsed:.0f} s; "
                  f"checkpoint {path}")
         return summary
-
-    @contextlib.contextmanager
-    def _progress_bar(self) -> Iterator[None]:
-        t = self.cfg.train
-        if self.progress and self.info.is_main:
-            # Under a time budget the step target is often a placeholder: count iterations without a bogus ETA.
-            self._bar = tqdm(total=None if t.minutes else t.steps, initial=self.step, unit="it", dynamic_ncols=True,
-                             desc=f"train ({t.minutes:g} min)" if t.minutes else "train")
-        try:
-            yield
-        finally:
-            if self._bar is not None:
-                self._bar.close()
-            self._bar = None
-
-    def _stop_requested(self, stop: StopRequest) -> bool:
-        """Whether a signal asked to stop, agreed over ranks (every rank stops at the same iteration)."""
-        flag = bool(stop)
-        if self.info.world > 1:
-            t = torch.tensor([1.0 if flag else 0.0], device=self.device)
-            dist.all_reduce(t)
-            flag = bool(t.item() > 0)
-        return flag
 
     def _check_finite(self) -> None:
         if bool(self._bad):
