@@ -152,5 +152,7 @@ def test_export_without_the_training_data_says_what_to_do(tiny_run, tmp_path, ca
     save_yaml(from_dict(state["config"]), run / "config.yaml")  # the run's own record moves with it
     assert main(["export", str(run), "--out", str(tmp_path / "y")]) == 2
     err = capsys.readouterr().err
-    assert "--stats-images 0" in err and "--data-dir" in err and "\n" not in err.strip()
-    assert main(["export", str(run), "--out", str(tmp_path / "y"), "--stats-images", "0"]) == 0
+    assert "--stats-images 0" in err and "--data-dir" in err and "--standing-stats-batches 0" in err
+    assert "\n" not in err.strip()
+    assert main(["export", str(run), "--out", str(tmp_path / "y"), "--stats-images", "0",
+                 "--standing-stats-batches", "0"]) == 0

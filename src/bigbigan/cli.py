@@ -194,7 +194,11 @@ def add_tool_parsers(sub) -> None:
                     help="storage type of the weights (loaded back as float32; default %(default)s)")
     xp.add_argument("--stats-images", type=int, default=10000,
                     help="training images for the BN+CReLU feature statistics; 0: none (default %(default)s)")
-    xp.add_argument("--data-dir", help="where the run's training data lives now (for the feature statistics)")
+    xp.add_argument("--data-dir", help="where the run's training data lives now (for the standing BN statistics "
+                    "and the feature statistics)")
+    xp.add_argument("--standing-stats-batches", type=int,
+                    help="batches of the standing BN statistics pass for EMA G and E (default: the run's "
+                    "eval.standing_stats_batches; 0: keep the copied statistics)")
     xp.add_argument("--device", help="cpu or cuda (default cpu)")
     xp.set_defaults(func=cmd_export)
 

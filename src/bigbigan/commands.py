@@ -59,7 +59,8 @@ def image_paths(items: list[str]) -> list[str]:
 
 def export_cmd(args: argparse.Namespace) -> int:
     out = export_run(args.run, args.out, which=args.checkpoint, dtype=args.dtype, stats_images=args.stats_images,
-                     data_dir=args.data_dir, device=args.device or "cpu")
+                     data_dir=args.data_dir, device=args.device or "cpu",
+                     standing_stats_batches=args.standing_stats_batches)
     size = sum(f.stat().st_size for f in out.iterdir()) / 2**20
     print(f"exported: {out} (config.json, model.safetensors; {size:.1f} MiB); load it with bigbigan.load({str(out)!r})")
     return 0

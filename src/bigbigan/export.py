@@ -110,6 +110,7 @@ def write_export(out: str | Path, cfg: Config, G: nn.Module, E: nn.Module | None
 
 def export_run(target: str | Path, out: str | Path, *, which: str = "latest", dtype: str = "float32",
                stats_images: int = STATS_IMAGES, data_dir: str | None = None, device: str = "cpu",
+               standing_stats_batches: int | None = None,
                prepare: Callable[[Config, nn.Module, nn.Module | None], None] | None = None,
                progress: bool = True) -> Path:
     """``bigbigan export``: the EMA G and E of a run directory or checkpoint, as an exported directory.
@@ -118,7 +119,10 @@ def export_run(target: str | Path, out: str | Path, *, which: str = "latest", dt
     given, runs on them before anything is written (e.g. re-estimating standing BN statistics); the feature
     statistics are computed afterwards, so they describe the exported E. ``stats_images=0`` skips them.
     """
-    loaded = load_models(target, which, device)
+    try:  # standing statistics (the run's eval.* settings, or standing_stats_batches) need the training data
+        loaded = load_models(target, which, device, standing_stats_batches, data_dir=data_dir)
+    except DataError as exc:
+        raise DataError(f"{exc}; to export without the training data, also give --stats-images 0") from None
     if prepare is not None:
         prepare(loaded.cfg, loaded.G, loaded.E)
     stats = None

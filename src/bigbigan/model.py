@@ -355,7 +355,7 @@ def _from_export(path: Path, device: str | torch.device) -> BigBiGAN:
 
 
 def _from_checkpoint(path: Path, which: str, device: str | torch.device, data_dir: str | None) -> BigBiGAN:
-    loaded = load_models(path, which, "cpu")
+    loaded = load_models(path, which, "cpu", data_dir=data_dir)
 
     def stats() -> FeatureStats:
         return feature_statistics(loaded.E, loaded.cfg, data_dir=data_dir, device=model.device)

@@ -19,6 +19,7 @@ from .. import dist as bdist
 from ..checkpoint import CheckpointError, config_differences, load_file, resolve_checkpoint
 from ..config import Config, from_dict, load_yaml, to_dict
 from ..data import eval_batches, open_split
+from ..data.errors import DataError
 from ..data.subset import subset_source
 from ..files import atomic_save
 from ..nets import build_models
@@ -38,7 +39,7 @@ class Loaded:
 
 
 def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu",
-                standing_stats_batches: int | None = None) -> Loaded:
+                standing_stats_batches: int | None = None, data_dir: str | None = None) -> Loaded:
     """The EMA G and E of a run directory or checkpoint file, ready for evaluation: with standing statistics
     over ``standing_stats_batches`` batches (default: the run's ``eval.standing_stats_batches``; 0: the EMA's
     copied running statistics). Every evaluation loads its models here. Call on every rank."""
@@ -58,7 +59,13 @@ def load_models(target: str | Path, which: str = "latest", device: str | torch.d
         E.load_state_dict(state["E_ema"]["model"])
         E = E.to(device).eval()
     digest = weights_digest(state.get("E_ema", state["G_ema"])["model"])
-    n = ema_standing_stats(cfg, G, E, device=device, num_batches=standing_stats_batches)
+    if data_dir:  # the data has moved since training: the standing pass and features read it here
+        cfg.data.data_dir = data_dir
+    try:
+        n = ema_standing_stats(cfg, G, E, device=device, num_batches=standing_stats_batches)
+    except DataError as exc:
+        raise DataError(f"standing statistics of the EMA encoder need the run's training data: {exc} (give "
+                        "--data-dir, or --standing-stats-batches 0 to keep the copied BN statistics)") from None
     return Loaded(cfg, G, E, int(state["step"]), path, run_dir, digest, n)
 
 

@@ -177,7 +177,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     """
     check_requirements(metrics, split=split, train_limit=train_limit, inception_weights=inception_weights)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    loaded = load_models(target, which, device, standing_stats_batches)
+    loaded = load_models(target, which, device, standing_stats_batches, data_dir=data_dir)
     cfg = loaded.cfg
     res: dict = {} if results is None else results
     res.update({"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
