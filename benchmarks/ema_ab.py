@@ -27,12 +27,13 @@ from pathlib import Path
 
 import torch
 
+from bigbigan.checkpoint import load_file, resolve_checkpoint
 from bigbigan.evaluation.run import evaluate
+from bigbigan.files import atomic_save, atomic_write_text
 from bigbigan.presets import resolve
 from bigbigan.runtime import tune_allocator
 from bigbigan.train import loop
-from bigbigan.train.checkpoint import atomic_save, atomic_write_text, load_file, resolve_checkpoint
-from bigbigan.train.run import run_training
+from bigbigan.workflows import train as run_training
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))

@@ -26,10 +26,10 @@ import torch
 from bigbigan.data import load_eval_tensors, open_source
 from bigbigan.evaluation.features import extract_features
 from bigbigan.evaluation.run import evaluate, representation_metrics
+from bigbigan.nets import build_models
 from bigbigan.presets import resolve
 from bigbigan.runtime import tune_allocator
-from bigbigan.train.loop import build_models
-from bigbigan.train.run import run_training
+from bigbigan.workflows import train as run_training
 
 ROOT = Path(__file__).resolve().parent
 METRICS = ["linear", "linear-sweep", "knn"]

@@ -19,7 +19,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from iteration_ab import CODE, code
+from iteration_ab_inprocess import CODE, code
 from throughput import RandomStream, case_config
 
 from bigbigan.runtime import tune_allocator

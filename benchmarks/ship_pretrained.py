@@ -79,7 +79,7 @@ def ship(run: str | Path, name: str, *, root: Path | None = None, dtype: str = "
          progress: bool = True) -> Path:
     """Export ``run`` as the shipped model ``name`` under ``root`` (default: the package's pretrained folder)."""
     from bigbigan.evaluation.report import training_minutes
-    from bigbigan.train.stats import read_jsonl
+    from bigbigan.files import read_jsonl
 
     root = Path(root) if root is not None else bmodel.PRETRAINED_ROOT
     out = root / name

@@ -18,9 +18,10 @@ import json
 from pathlib import Path
 
 from bigbigan import dist as bdist
+from bigbigan.checkpoint import load_file, resolve_checkpoint
 from bigbigan.evaluation.run import evaluate
+from bigbigan.files import atomic_write_text
 from bigbigan.runtime import tune_allocator
-from bigbigan.train.checkpoint import atomic_write_text, load_file, resolve_checkpoint
 
 ROOT = Path(__file__).resolve().parent
 KEYS = ("linear_avepool_top1", "linear_bn_crelu_top1", "fid")

@@ -208,7 +208,7 @@ def case_config(name: str, precision: str, compile_: bool = False, extra: tuple[
 
 def loader_timing(name: str, batches: int, args) -> tuple[Timing, str]:
     """``batches`` next() calls of the real training stream of case ``name`` (what one iteration consumes)."""
-    from bigbigan.train.run import build_stream
+    from bigbigan.data import build_stream
 
     source = data_source()
     stream = build_stream(case_config(name, args.precision, extra=(f"data.source={source}",)))
@@ -274,7 +274,7 @@ def extras_row(rows: list[dict]) -> dict | None:
 def eval_features(args) -> dict:
     from bigbigan.data import open_source
     from bigbigan.evaluation.features import extract_features
-    from bigbigan.train.loop import build_models
+    from bigbigan.nets import build_models
 
     cfg = resolve("small32", "base")
     E = build_models(cfg)[2].eval()

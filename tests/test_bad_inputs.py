@@ -17,8 +17,8 @@ import pytest
 import torch
 import yaml
 
+from bigbigan.checkpoint import list_checkpoints
 from bigbigan.cli import main
-from bigbigan.train.checkpoint import list_checkpoints
 
 SMALL = ["--no-progress", "--set", "data.train_val_size=100", "--set", "train.image_every=1000"]
 
@@ -83,19 +83,19 @@ def read_only(run, tmp, mp):
 
 
 def no_fid(run, tmp, mp):
-    from bigbigan.evaluation import inception
+    from bigbigan.evaluation import run as evaluation_run
 
-    mp.setattr(inception, "default_features_path", lambda: None)
+    mp.setattr(evaluation_run, "default_features_path", lambda: None)  # where the requirements check looks
 
 
 def full_disk(run, tmp, mp):
-    from bigbigan.train import checkpoint
+    from bigbigan import files
 
     def enospc(obj, f, *a, **k):
         f.write(b"partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    mp.setattr(checkpoint.torch, "save", enospc)
+    mp.setattr(files.torch, "save", enospc)
 
 
 def locked(run, tmp, mp):

@@ -5,7 +5,16 @@ import dataclasses
 import pytest
 
 from bigbigan.cli import main
-from bigbigan.config import Config, ConfigError, apply_overrides, from_dict, load_yaml, save_yaml, to_dict
+from bigbigan.config import (
+    Config,
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_yaml,
+    option_overrides,
+    save_yaml,
+    to_dict,
+)
 from bigbigan.presets import SCALES, TABLE1, VARIANTS, Scaled, resolve
 
 
@@ -129,3 +138,12 @@ def test_cli_presets_lists_every_variant(capsys):
     assert all(v in out for v in VARIANTS) and all(s in out for s in SCALES)
     assert main(["presets", "--params", "imagenet128", "base"]) == 0
     assert "G            70.273 M" in capsys.readouterr().out  # ch 96, 128 px (BigGAN: 70.4M with 0.13M class embedding)
+
+
+def test_option_overrides_follow_the_set_list_so_options_win():
+    got = option_overrides(["train.seed=1", "optim.lr_g=1e-4"], data="digits", data_dir=None, steps=0,
+                           minutes=None, precision="bf16", seed=7)
+    assert got == ["train.seed=1", "optim.lr_g=1e-4", "data.source=digits", "train.steps=0",
+                   "train.precision=bf16", "train.seed=7"]
+    assert apply_overrides(Config(), got).train.seed == 7
+    assert option_overrides([], data="") == []

@@ -6,10 +6,10 @@ import torch
 from PIL import Image
 
 import bigbigan
+from bigbigan.checkpoint import CheckpointError
 from bigbigan.data import DataError, open_source
 from bigbigan.evaluation.features import extract_features
 from bigbigan.export import export_run
-from bigbigan.train.checkpoint import CheckpointError
 
 
 @pytest.fixture(autouse=True)

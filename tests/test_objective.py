@@ -5,7 +5,13 @@ import itertools
 import pytest
 import torch
 
-from bigbigan.objective import Scores, d_accuracy, discriminator_loss, encoder_generator_loss
+from bigbigan.objective import (
+    Scores,
+    d_accuracy,
+    discriminator_loss,
+    discriminator_terms,
+    encoder_generator_loss,
+)
 
 REAL = {"x": [0.5, 2.0], "z": [-1.0, 0.25], "xz": [1.5, -0.5]}
 FAKE = {"x": [-2.0, 0.5], "z": [0.0, -0.5], "xz": [3.0, -1.5]}
@@ -82,9 +88,9 @@ def test_trainer_d_loss_follows_the_variant(tmp_path, variant, mode):
     # hand-computed single hinge on the summed score, which differs from the per-term hinges of Sec. 2.
     from torch import nn
 
+    from bigbigan.data import build_stream
     from bigbigan.presets import resolve
     from bigbigan.train.loop import Trainer
-    from bigbigan.train.run import build_stream
 
     cfg = resolve("tiny", variant)
     trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
@@ -104,3 +110,47 @@ def test_trainer_d_loss_follows_the_variant(tmp_path, variant, mode):
     assert single == pytest.approx(1.0)
     per_term = 1.0 + 2.125 + 2.75  # test_modes_differ_where_hinges_clip_differently
     assert loss == pytest.approx(single if mode == "hinge_sum" else per_term)
+
+
+def test_discriminator_terms_are_the_loss_per_term_in_every_mode():
+    real, fake = scores(REAL, ("x", "z", "xz")), scores(FAKE, ("x", "z", "xz"))
+    per_term = discriminator_terms(real, fake, "hinge_per_term")
+    # x real: (h(0.5) + h(2)) / 2 = 0.25; z fake: (h(-0) + h(0.5)) / 2 = 0.75; xz fake: (h(-3) + h(1.5)) / 2 = 2
+    assert list(per_term) == ["x/real", "z/real", "xz/real", "x/fake", "z/fake", "xz/fake"]
+    assert per_term["x/real"].item() == pytest.approx(0.25)
+    assert per_term["z/fake"].item() == pytest.approx(0.75)
+    assert per_term["xz/fake"].item() == pytest.approx(2.0)
+    log = discriminator_terms(real, fake, "bigan_log")
+    # summed scores: real [1.0, 1.75], fake [1.0, -1.5]; softplus(-s) on real, softplus(s) on fake
+    sp = torch.nn.functional.softplus
+    assert set(log) == {"sum/real", "sum/fake"}
+    assert log["sum/real"].item() == pytest.approx(sp(torch.tensor([-1.0, -1.75])).mean().item())
+    assert log["sum/fake"].item() == pytest.approx(sp(torch.tensor([1.0, -1.5])).mean().item())
+    for mode in ("hinge_per_term", "hinge_sum", "bigan_log"):
+        terms = discriminator_terms(real, fake, mode)
+        assert discriminator_loss(real, fake, mode).item() == pytest.approx(sum(t.item() for t in terms.values()))
+
+
+def test_trainer_logs_the_terms_its_objective_computes(tmp_path):
+    # Under bigan_log the D statistics are the log-loss terms of the summed score, not hinges per term.
+    from torch import nn
+
+    from bigbigan.data import build_stream
+    from bigbigan.presets import resolve
+    from bigbigan.train.loop import Trainer
+
+    cfg = resolve("tiny", "base", ["objective.d_loss=bigan_log"])
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    n = cfg.optim.batch_size
+    fixed = Scores(*(torch.tensor(REAL[t] * (n // 2) + FAKE[t] * (n // 2)) for t in ("x", "z", "xz")))
+
+    class FixedD(nn.Module):
+        def forward(self, x, z):
+            return fixed
+
+    trainer.d_fwd = FixedD()
+    trainer.phase_loss("D", trainer.next_batch())
+    logged = {k: v.item() for k, v in trainer.stats.sums.items() if k.startswith("loss/D/")}
+    sp = torch.nn.functional.softplus
+    assert set(logged) == {"loss/D/sum/real", "loss/D/sum/fake"}
+    assert logged["loss/D/sum/real"] == pytest.approx(sp(torch.tensor([-1.0, -1.75])).mean().item())

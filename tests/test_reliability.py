@@ -14,8 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
+from bigbigan.checkpoint import list_checkpoints
 from bigbigan.cli import main
-from bigbigan.train.checkpoint import list_checkpoints
 
 FAST = ["--no-progress", "--set", "data.train_val_size=100", "--set", "train.image_every=1000"]
 
@@ -150,6 +150,7 @@ def test_eval_of_a_checkpoint_file_writes_beside_it(tmp_path):
 
 @pytest.mark.slow  # trains, then FID through Inception
 def test_ablate_rerun_after_failed_evaluation_only_evaluates(tmp_path, monkeypatch, capsys):
+    import bigbigan.ablate
     import bigbigan.evaluation.run as er
     from bigbigan.config import ConfigError
 
@@ -162,7 +163,7 @@ def test_ablate_rerun_after_failed_evaluation_only_evaluates(tmp_path, monkeypat
             raise ConfigError("evaluation failed")
         return real(*a, **k)
 
-    monkeypatch.setattr(er, "evaluate", fails_once)
+    monkeypatch.setattr(bigbigan.ablate, "evaluate", fails_once)
     argv = ["ablate", "--scale", "tiny", "--variants", "base", "--steps", "2", "--fid-samples", "10",
             "--probe-steps", "10", "--out", str(tmp_path / "abl"), "--set", "data.train_val_size=100",
             "--set", "train.image_every=1000"]
@@ -184,7 +185,7 @@ def test_resume_drops_log_lines_past_the_checkpoint_and_readers_skip_a_torn_line
         ckpt[1].unlink()  # as if killed after logging steps 3, 4 but before their checkpoint
     with open(run / "stats.jsonl", "a") as f:
         f.write('{"step": 5, "loss/D": 1.')  # torn by the kill
-    from bigbigan.train.stats import read_jsonl
+    from bigbigan.files import read_jsonl
 
     assert [r["step"] for r in read_jsonl(run / "stats.jsonl")] == [1, 2, 3, 4]
     assert main(["report", str(run)]) == 0
@@ -196,9 +197,9 @@ def test_resume_drops_log_lines_past_the_checkpoint_and_readers_skip_a_torn_line
 
 
 def test_nan_at_step_one_does_not_claim_a_good_checkpoint(tmp_path):
+    from bigbigan.data import build_stream
     from bigbigan.presets import resolve
     from bigbigan.train.loop import Trainer, TrainingError
-    from bigbigan.train.run import build_stream
 
     cfg = resolve("tiny", "base", ["train.steps=3", "train.log_every=1", "data.train_val_size=100"])
     trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)

@@ -11,9 +11,10 @@ from PIL import Image
 from safetensors import safe_open
 
 import bigbigan
+from bigbigan.checkpoint import list_checkpoints, load_file
 from bigbigan.cli import main
 from bigbigan.config import from_dict, save_yaml
-from bigbigan.train.checkpoint import atomic_save, list_checkpoints, load_file
+from bigbigan.files import atomic_save
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,10 @@ import statistics
 from pathlib import Path
 
 from . import presets
-from .config import ConfigError
+from .config import ConfigError, option_overrides
+from .evaluation.run import check_requirements, evaluate
+from .files import atomic_write_text
+from .workflows import train
 
 PROTOCOLS = {
     "fast": ("last checkpoint; fast probe on cached unaugmented AvePool features; Cls. = test top-1 "
@@ -96,10 +99,6 @@ def _eval_every(args, scale_default: int) -> int:
 
 
 def ablate_cli(args) -> int:
-    from .evaluation.run import check_requirements, evaluate
-    from .train.checkpoint import atomic_write_text
-    from .train.run import run_training
-
     if args.protocol not in PROTOCOLS:  # fail fast, before hours of training
         raise ConfigError(f"unknown --protocol {args.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
     paper = args.protocol == "paper"
@@ -121,21 +120,16 @@ def ablate_cli(args) -> int:
                 print(f"== {variant} seed {seed}: done, skipped")
                 results[variant].append(json.loads(done.read_text()))
                 continue
-            sets = list(args.set) + [f"train.seed={seed}", f"train.eval_every={eval_every}"]
-            if args.minutes:
-                sets += [f"train.minutes={args.minutes}", "train.steps=100000000"]
-            if args.steps:
-                sets.append(f"train.steps={args.steps}")
-            if args.data:
-                sets.append(f"data.source={args.data}")
-            if args.data_dir:
-                sets.append(f"data.data_dir={args.data_dir}")
+            # Under --minutes the step target is a placeholder far away, unless --steps is given too.
+            steps = args.steps or (100000000 if args.minutes else None)
+            sets = option_overrides(args.set, data=args.data, data_dir=args.data_dir, steps=steps,
+                                    minutes=args.minutes or None, seed=seed) + [f"train.eval_every={eval_every}"]
             trained = run / "train.json"
             if trained.is_file():  # a finished training is never extended by a rerun: only evaluation is redone
                 print(f"== {variant} seed {seed}: trained, evaluating again in {run}")
             else:
                 print(f"== {variant} seed {seed}: training in {run}")
-                summary = run_training(presets.resolve(args.scale, variant, sets), run, periodic_eval=paper)
+                summary = train(presets.resolve(args.scale, variant, sets), run, periodic_eval=paper)
                 if summary["stopped_by"] not in ("steps", "minutes"):  # a signal: the run is not finished
                     return 130 if summary["stopped_by"] == "SIGINT" else 143
                 atomic_write_text(trained, json.dumps(summary, indent=2))

@@ -21,24 +21,26 @@ import errno
 import os
 import sys
 
+import torch
+
 from . import presets
-from .config import ConfigError
+from .ablate import ablate_cli
+from .checkpoint import CheckpointError
+from .commands import encode_cmd, export_cmd, neighbours_cmd, reconstruct_cmd, sample_cmd
+from .config import ConfigError, apply_overrides, option_overrides, validate
+from .data import DataError
+from .evaluation.inception import InceptionUnavailable
+from .evaluation.report import write_report
+from .evaluation.run import evaluate_cli
+from .nets import build_models
+from .rundir import RunDirError
+from .runtime import tune_allocator, warn_if_contended
+from .train.loop import TrainingError
+from .train.run import check_resumable, saved_config
+from .workflows import train
 
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .data.errors import DataError
-    from .rundir import RunDirError
-    from .train.checkpoint import CheckpointError
-    from .train.loop import TrainingError
-
-    errs: list[type[BaseException]] = [ConfigError, DataError, CheckpointError, TrainingError, RunDirError]
-    try:
-        from .evaluation.inception import InceptionUnavailable
-
-        errs.append(InceptionUnavailable)
-    except ImportError:
-        pass
-    return tuple(errs)
+# Mistakes of the user (bad configuration, data, checkpoint or run directory, a diverged run): one line, status 2.
+USER_ERRORS = (ConfigError, DataError, CheckpointError, TrainingError, RunDirError, InceptionUnavailable)
 
 
 # ---- presets --------------------------------------------------------------------------------------------------
@@ -50,10 +52,6 @@ def _count(module) -> int:
 
 def param_counts(cfg) -> dict[str, int]:
     """Parameter counts of G, D (F, H, J, heads) and E, built on the meta device (no weights allocated)."""
-    import torch
-
-    from .train.loop import build_models
-
     with torch.device("meta"):
         G, D, E = build_models(cfg)
     heads = sum(_count(h) for h in (D.theta_x, D.theta_z, D.theta_xz))
@@ -89,28 +87,13 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def _train_config(args: argparse.Namespace):
-    from .train.run import check_resumable, saved_config
-
-    sets = list(args.set)
-    if args.data:
-        sets.append(f"data.source={args.data}")
-    if args.data_dir:
-        sets.append(f"data.data_dir={args.data_dir}")
-    if args.steps is not None:
-        sets.append(f"train.steps={args.steps}")
-    if args.minutes is not None:
-        sets.append(f"train.minutes={args.minutes}")
-    if args.precision:
-        sets.append(f"train.precision={args.precision}")
-    if args.seed is not None:
-        sets.append(f"train.seed={args.seed}")
+    sets = option_overrides(args.set, data=args.data, data_dir=args.data_dir, steps=args.steps,
+                            minutes=args.minutes, precision=args.precision, seed=args.seed)
     saved = saved_config(args.out)
     explicit = args.scale is not None or args.variant is not None or any(
         not s.startswith("train.") for s in sets
     )
     if saved is not None and not explicit:  # resume with the run's own settings
-        from .config import apply_overrides, validate
-
         return validate(apply_overrides(saved, sets))
     cfg = presets.resolve(args.scale or "small32", args.variant or "base", sets)
     if saved is not None:
@@ -122,8 +105,6 @@ def check_device(name: str | None) -> None:
     """Refuse an unknown device name, or CUDA on a machine without a GPU, before anything is loaded."""
     if name is None:
         return
-    import torch
-
     try:
         dev = torch.device(name)
     except (RuntimeError, ValueError):
@@ -140,14 +121,11 @@ SIGNAL_EXIT = {"SIGTERM": 143, "SIGINT": 130}
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator, warn_if_contended
-    from .train.run import run_training
-
     check_device(args.device)
     tune_allocator()
     warn_if_contended()
     cfg = _train_config(args)
-    summary = run_training(cfg, args.out, device=args.device, progress=not args.no_progress)
+    summary = train(cfg, args.out, device=args.device, progress=not args.no_progress)
     print(f"run directory: {args.out} (config.yaml, checkpoints/, images/, stats.jsonl, tb/, ema.safetensors)")
     if summary["stopped_by"] in SIGNAL_EXIT:
         return SIGNAL_EXIT[summary["stopped_by"]]
@@ -158,31 +136,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator, warn_if_contended
-
     check_device(args.device)
     tune_allocator()
     warn_if_contended()
-    from .evaluation.run import evaluate_cli
-
     return evaluate_cli(args)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .evaluation.report import write_report
-
     path = write_report(args.run_dir, out=args.out)
     print(f"report: {path}")
     return 0
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from .runtime import tune_allocator, warn_if_contended
-
     tune_allocator()
     warn_if_contended()
-    from .ablate import ablate_cli
-
     return ablate_cli(args)
 
 
@@ -190,32 +158,22 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .commands import export_cmd
-
     return export_cmd(args)
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    from .commands import encode_cmd
-
     return encode_cmd(args)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .commands import sample_cmd
-
     return sample_cmd(args)
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    from .commands import reconstruct_cmd
-
     return reconstruct_cmd(args)
 
 
 def cmd_neighbours(args: argparse.Namespace) -> int:
-    from .commands import neighbours_cmd
-
     return neighbours_cmd(args)
 
 
@@ -375,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so a closed pipe is reported below and not at interpreter exit
         return status
-    except _user_errors() as exc:
+    except USER_ERRORS as exc:
         print(f"bigbigan: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

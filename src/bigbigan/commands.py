@@ -14,9 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from safetensors.torch import save_file
 from torch import Tensor
+from tqdm import tqdm
 
+from .data import open_source
 from .data.errors import DataError
+from .data.folder import list_images, scan_folder
+from .evaluation.knn import knn_neighbours
+from .evaluation.pictures import neighbours_grid, reconstruction_grid, save_grid, to_uint8
+from .export import export_run
+from .files import replacing
 from .model import BigBiGAN, load
 
 FEATURE_FORMATS = (".npy", ".safetensors", ".csv")
@@ -30,8 +39,6 @@ def _model(args: argparse.Namespace) -> BigBiGAN:
 
 def image_paths(items: list[str]) -> list[str]:
     """Image files named by ``items``: files as given, directories expanded to their images (recursive, sorted)."""
-    from .data.folder import list_images
-
     paths: list[str] = []
     for item in items:
         p = Path(item)
@@ -51,8 +58,6 @@ def image_paths(items: list[str]) -> list[str]:
 
 
 def export_cmd(args: argparse.Namespace) -> int:
-    from .export import export_run
-
     out = export_run(args.run, args.out, which=args.checkpoint, dtype=args.dtype, stats_images=args.stats_images,
                      data_dir=args.data_dir, device=args.device or "cpu",
                      standing_stats_batches=args.standing_stats_batches)
@@ -67,8 +72,6 @@ def export_cmd(args: argparse.Namespace) -> int:
 def _encode_items(args: argparse.Namespace):
     """(count, names [N], labels int64 [N], chunk iterator of images) for --images or --data."""
     if args.images:
-        from .data.folder import scan_folder
-
         root = Path(args.images)
         if not root.is_dir():
             raise DataError(f"--images {root} is not a directory")
@@ -79,8 +82,6 @@ def _encode_items(args: argparse.Namespace):
         lab = torch.tensor(labels if labels else [-1] * len(files), dtype=torch.int64)
         chunks = (files[i: i + CHUNK] for i in range(0, len(files), CHUNK))
         return len(files), names, lab, chunks
-    from .data import open_source
-
     source = open_source(args.data, args.data_dir, args.split)
     n = len(source)
     tensors = source.as_tensors()
@@ -105,14 +106,12 @@ def save_features(path: str | Path, features: Tensor, labels: Tensor, names: lis
     - .safetensors: tensors ``features`` and ``labels``, the names as JSON in the metadata key ``files``;
     - .csv: columns file, label, f0 .. f{F-1}.
     """
-    from .train.checkpoint import _replacing
-
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in FEATURE_FORMATS:
         raise DataError(f"--out {path}: unknown format {ext or '(none)'!r}; use one of {', '.join(FEATURE_FORMATS)}")
     f = features.float().numpy()
-    with _replacing(path) as tmp:
+    with replacing(path) as tmp:
         if ext == ".npy":
             width = max((len(s) for s in names), default=1)
             arr = np.empty(len(names), dtype=[("file", f"U{width}"), ("label", "i8"), ("features", "f4", f.shape[1:])])
@@ -120,8 +119,6 @@ def save_features(path: str | Path, features: Tensor, labels: Tensor, names: lis
             with open(tmp, "wb") as fh:
                 np.save(fh, arr, allow_pickle=False)
         elif ext == ".safetensors":
-            from safetensors.torch import save_file
-
             save_file({"features": features.float().contiguous(), "labels": labels.contiguous()}, str(tmp),
                       metadata={"files": json.dumps(names)})
         else:
@@ -138,8 +135,6 @@ def encode_cmd(args: argparse.Namespace) -> int:
         raise DataError(f"--out {args.out}: unknown format; use one of {', '.join(FEATURE_FORMATS)}")
     model = _model(args)
     n, names, labels, chunks = _encode_items(args)
-    from tqdm import tqdm
-
     feats = []
     with tqdm(total=n, unit="img", desc=f"encode ({args.feature})", disable=args.no_progress,
               dynamic_ncols=True, leave=False) as bar:
@@ -158,9 +153,6 @@ def encode_cmd(args: argparse.Namespace) -> int:
 
 def save_images(images: Tensor, folder: str | Path, prefix: str = "sample") -> list[Path]:
     """One PNG per image [N, C, H, W] in [-1, 1] (grey images as 8-bit grey)."""
-    from PIL import Image
-
-    from .evaluation.pictures import to_uint8
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -174,8 +166,6 @@ def save_images(images: Tensor, folder: str | Path, prefix: str = "sample") -> l
 
 
 def sample_cmd(args: argparse.Namespace) -> int:
-    from .evaluation.pictures import save_grid
-
     if args.n < 1:
         raise DataError(f"-n must be at least 1, got {args.n}")
     model = _model(args)
@@ -191,8 +181,6 @@ def sample_cmd(args: argparse.Namespace) -> int:
 
 
 def reconstruct_cmd(args: argparse.Namespace) -> int:
-    from .evaluation.pictures import reconstruction_grid
-
     model = _model(args)
     paths = image_paths(args.images)
     rec = model.reconstruct(paths, progress=not args.no_progress)
@@ -204,9 +192,6 @@ def reconstruct_cmd(args: argparse.Namespace) -> int:
 
 def neighbours_cmd(args: argparse.Namespace) -> int:
     """Nearest index images of each query by the paper's D_p distance (App. C) on AvePool features."""
-    from .evaluation.knn import knn_neighbours
-    from .evaluation.pictures import neighbours_grid
-
     model = _model(args)
     queries = image_paths(args.query)
     index = image_paths([args.index])

@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from . import __version__
+from .checkpoint import CheckpointError, export_safetensors
 from .config import Config, from_dict, to_dict
-from .train.checkpoint import CheckpointError, atomic_write_text, export_safetensors
+from .data import DataError, open_source
+from .evaluation.features import extract_features, load_models
+from .files import atomic_write_text
 
 FORMAT = "bigbigan-export"
 FORMAT_VERSION = 1
@@ -58,9 +63,6 @@ def feature_statistics(E: nn.Module, cfg: Config, *, images: int = STATS_IMAGES,
     The same statistics ``bigbigan eval`` normalises the BN+CReLU probe with (Sec. 3.2), estimated on at most
     ``images`` images (10K estimate them to well under 1% of their spread).
     """
-    from .data import DataError, open_source
-    from .evaluation.features import extract_features
-
     d, m = cfg.data, cfg.model
     source = open_source(d.source, data_dir or d.data_dir, "train_sub", train_val_size=d.train_val_size,
                          seed=cfg.train.seed)
@@ -117,9 +119,6 @@ def export_run(target: str | Path, out: str | Path, *, which: str = "latest", dt
     given, runs on them before anything is written (e.g. re-estimating standing BN statistics); the feature
     statistics are computed afterwards, so they describe the exported E. ``stats_images=0`` skips them.
     """
-    from .data import DataError
-    from .evaluation.features import load_models
-
     try:  # standing statistics (the run's eval.* settings, or standing_stats_batches) need the training data
         loaded = load_models(target, which, device, standing_stats_batches, data_dir=data_dir)
     except DataError as exc:
@@ -146,9 +145,6 @@ def is_export(path: str | Path) -> bool:
 def read_export(path: str | Path) -> tuple[Config, dict[str, Tensor], dict]:
     """(configuration, float32 tensors, config.json contents) of an exported directory or a ``.safetensors``
     file with the configuration in its metadata (``ema.safetensors``)."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     p = Path(path)
     if p.is_dir():
         meta_path, weights = p / CONFIG_NAME, p / WEIGHTS_NAME

@@ -20,12 +20,19 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor, nn
+from tqdm import tqdm
 
+from .checkpoint import CheckpointError
 from .config import Config
+from .data.decode import DECODE_ERRORS, decode_rgb, pil_rgb
 from .data.errors import DataError
-from .export import FeatureStats
-from .train.checkpoint import CheckpointError
+from .data.transforms import eval_transform, match_channels
+from .evaluation.features import load_models
+from .evaluation.linear_probe import bn_crelu
+from .export import FeatureStats, feature_statistics, is_export, read_export
+from .nets import build_encoder, build_generator, sample_prior
 
 PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained"  # shipped exports: PRETRAINED_ROOT/<name>/
 FEATURES = ("avepool", "bn_crelu", "z")
@@ -33,8 +40,6 @@ FEATURES = ("avepool", "bn_crelu", "z")
 
 def shipped_names() -> list[str]:
     """Names of the exported models shipped in the package (``bigbigan.load(name)``)."""
-    from .export import is_export
-
     root = PRETRAINED_ROOT
     return sorted(p.name for p in root.iterdir() if is_export(p)) if root.is_dir() else []
 
@@ -44,8 +49,6 @@ def shipped_names() -> list[str]:
 
 def _pil_tensor(image: Any) -> Tensor:
     """uint8 [C, H, W] from a PIL image; the decoding of folder data (``decode_rgb``): RGB, alpha dropped."""
-    from .data.decode import pil_rgb
-
     return pil_rgb(image)
 
 
@@ -57,11 +60,7 @@ def _drop_alpha(x: Tensor) -> Tensor:
 
 def _as_tensor(image: Any, what: str) -> Tensor:
     """One input (tensor, numpy array, PIL image or path) as a channels-first tensor [C, H, W] or [N, C, H, W]."""
-    from PIL import Image
-
     if isinstance(image, (str, Path)):
-        from .data.decode import DECODE_ERRORS, decode_rgb
-
         try:
             return decode_rgb(image)
         except DECODE_ERRORS as exc:
@@ -133,8 +132,6 @@ class _Images:
             raise DataError("no images given")
 
     def batches(self, batch_size: int, resolution: int, channels: int) -> Iterator[Tensor]:
-        from .data.transforms import eval_transform, match_channels
-
         for start in range(0, self.n, batch_size):
             if self.batch is not None:  # one tensor of equal-sized images: transformed as a batch
                 chunk = [self.batch[start: start + batch_size]]
@@ -220,8 +217,6 @@ class BigBiGAN:
         """A tqdm bar over ``n`` items when there is more than one batch (and ``progress``), else None."""
         if not progress or n <= batch_size:
             return None
-        from tqdm import tqdm
-
         return tqdm(total=n, unit="img", desc=desc, dynamic_ncols=True, leave=False)
 
     # representation
@@ -281,8 +276,6 @@ class BigBiGAN:
             bar.close()
         feats = torch.cat(out)
         if stats is not None:
-            from .evaluation.linear_probe import bn_crelu
-
             feats = bn_crelu(feats, stats.mean, stats.std)
         return feats
 
@@ -306,8 +299,6 @@ class BigBiGAN:
     def latents(self, n: int, seed: int = 0) -> Tensor:
         """``n`` latents [n, z_dim] from the prior P_z (N(0, I), or U(-1, 1) for the uniform variant), drawn by
         a CPU generator seeded with ``seed``: the same latents on every device."""
-        from .train.loop import sample_prior
-
         return sample_prior(self.cfg.model.prior, (n, self.z_dim), torch.Generator().manual_seed(seed), "cpu")
 
     def sample(self, n: int, seed: int = 0, *, as_uint8: bool = False, batch_size: int = 256,
@@ -341,9 +332,6 @@ def _uint8(x: Tensor) -> Tensor:
 
 
 def _from_export(path: Path, device: str | torch.device) -> BigBiGAN:
-    from .export import read_export
-    from .nets import build_encoder, build_generator
-
     cfg, tensors, meta = read_export(path)
     G, E = build_generator(cfg.model), build_encoder(cfg.model)
 
@@ -367,9 +355,6 @@ def _from_export(path: Path, device: str | torch.device) -> BigBiGAN:
 
 
 def _from_checkpoint(path: Path, which: str, device: str | torch.device, data_dir: str | None) -> BigBiGAN:
-    from .evaluation.features import load_models
-    from .export import feature_statistics
-
     loaded = load_models(path, which, "cpu", data_dir=data_dir)
 
     def stats() -> FeatureStats:
@@ -394,8 +379,6 @@ def load(path: str | Path, *, checkpoint: str = "latest", device: str | torch.de
     """
     if checkpoint not in ("latest", "best"):
         raise CheckpointError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}")
-    from .export import is_export
-
     p = Path(path)
     if not p.exists():
         shipped = PRETRAINED_ROOT / str(path)

@@ -10,31 +10,12 @@ with h(t) = max(0, 1 - t). Footnote 1's alternative hinges once on the sum. All 
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .nets import Scores
+
 D_LOSS_MODES = ("hinge_per_term", "hinge_sum", "bigan_log")
-
-
-class Scores(NamedTuple):
-    """Per-sample scores, each of shape [B], or None where that term is switched off."""
-
-    x: Tensor | None
-    z: Tensor | None
-    xz: Tensor | None
-
-    def present(self) -> list[Tensor]:
-        return [s.float() for s in self if s is not None]
-
-    def total(self) -> Tensor:
-        """s_x + s_z + s_xz over the terms present, shape [B]."""
-        terms = self.present()
-        if not terms:
-            raise ValueError("Scores has no terms: at least one of x, z, xz must be present")
-        return torch.stack(terms).sum(0)
 
 
 def hinge(t: Tensor) -> Tensor:
@@ -42,19 +23,34 @@ def hinge(t: Tensor) -> Tensor:
     return F.relu(1.0 - t)
 
 
-def discriminator_loss(real: Scores, fake: Scores, mode: str = "hinge_per_term") -> Tensor:
-    """L_D (scalar). ``hinge_per_term``: Sec. 2; ``hinge_sum``: footnote 1's l'_D; ``bigan_log``: BiGAN/ALI.
+def discriminator_terms(real: Scores, fake: Scores, mode: str = "hinge_per_term") -> dict[str, Tensor]:
+    """The terms of L_D, each a scalar mean, keyed ``"{term}/{real|fake}"``: they sum to L_D.
 
-    ``bigan_log`` is the original minimax log-loss applied to the summed score as the logit:
-    -log sigmoid(s) on real pairs and -log(1 - sigmoid(s)) on fake pairs.
+    ``hinge_per_term`` (Sec. 2): one hinge per present score, keys ``x/real`` ... ``xz/fake``; ``hinge_sum``
+    (footnote 1's l'_D): one hinge on s_x + s_z + s_xz, keys ``sum/real``, ``sum/fake``; ``bigan_log``
+    (BiGAN/ALI): the original minimax log-loss on the summed score as the logit, -log sigmoid(s) on real pairs
+    and -log(1 - sigmoid(s)) on fake pairs, keys ``sum/real``, ``sum/fake``. The trainer logs exactly these.
     """
     if mode == "hinge_per_term":
-        return sum(hinge(s).mean() for s in real.present()) + sum(hinge(-s).mean() for s in fake.present())
+        names = [n for n, s in zip(Scores._fields, real) if s is not None]
+        out = {f"{n}/real": hinge(s).mean() for n, s in zip(names, real.present())}
+        out.update({f"{n}/fake": hinge(-s).mean() for n, s in zip(names, fake.present())})
+        return out
     if mode == "hinge_sum":
-        return hinge(real.total()).mean() + hinge(-fake.total()).mean()
+        return {"sum/real": hinge(real.total()).mean(), "sum/fake": hinge(-fake.total()).mean()}
     if mode == "bigan_log":
-        return F.softplus(-real.total()).mean() + F.softplus(fake.total()).mean()
+        return {"sum/real": F.softplus(-real.total()).mean(), "sum/fake": F.softplus(fake.total()).mean()}
     raise ValueError(f"unknown discriminator loss mode {mode!r}; choose one of {', '.join(D_LOSS_MODES)}")
+
+
+def discriminator_loss(real: Scores, fake: Scores, mode: str = "hinge_per_term",
+                       terms: dict[str, Tensor] | None = None) -> Tensor:
+    """L_D (scalar): the sum of ``discriminator_terms`` (pass ``terms`` when they are already computed).
+
+    Real terms are summed, then fake terms, then the two sums added: the order the loss always used.
+    """
+    t = discriminator_terms(real, fake, mode) if terms is None else terms
+    return sum(v for k, v in t.items() if k.endswith("/real")) + sum(v for k, v in t.items() if k.endswith("/fake"))
 
 
 def encoder_generator_loss(real: Scores, fake: Scores, mode: str = "hinge_per_term") -> Tensor:

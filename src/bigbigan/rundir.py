@@ -1,10 +1,9 @@
-"""The run directory as a record: one writer at a time, logs that never run ahead of the checkpoint.
+"""The run directory: one writer at a time, and an ``--out`` that can be written (JSON-lines logs that never
+run ahead of the checkpoint: ``files.truncate_jsonl``).
 
 - ``lock(run_dir)`` takes an exclusive ``fcntl.flock`` on ``RUN_DIR/.lock``. The kernel drops the lock when
   the process dies (even by SIGKILL), so a stale lock cannot outlive its holder; a second writer gets one line
   naming the holder's pid.
-- ``read_jsonl`` skips a torn last line (a kill in the middle of an append); ``truncate_jsonl`` drops the
-  records past a step, so a resumed run does not log steps 5, 6 twice.
 - ``prepare(run_dir, data_dir)`` refuses an ``--out`` that is a file, not writable, or inside the data.
 
 Lives below both ``train/`` and ``evaluation/`` (STYLE.md: helpers both need).
@@ -15,12 +14,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
-
-from .train.checkpoint import atomic_write_text
 
 
 class RunDirError(RuntimeError):
@@ -72,34 +68,3 @@ def lock(run_dir: str | Path) -> Iterator[Path]:
         yield path
     finally:
         os.close(fd)  # releases the lock; the file stays (removing it would race with a waiting process)
-
-
-def read_jsonl(path: str | Path) -> list[dict]:
-    """The records of a JSONL file; a torn (unparsable) last line, left by a kill mid-append, is skipped."""
-    p = Path(path)
-    if not p.is_file():
-        return []
-    lines = [line for line in p.read_text().splitlines() if line.strip()]
-    out = []
-    for i, line in enumerate(lines):
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break
-            raise
-    return out
-
-
-def truncate_jsonl(path: str | Path, step: int) -> int:
-    """Rewrite ``path`` without the records past ``step`` (and without a torn last line); returns how many
-    lines were dropped. Called on resume, so the log restarts exactly where the checkpoint does."""
-    p = Path(path)
-    if not p.is_file():
-        return 0
-    raw = [line for line in p.read_text().splitlines() if line.strip()]
-    keep = [r for r in read_jsonl(p) if int(r.get("step", 0)) <= step]
-    if len(keep) == len(raw):
-        return 0
-    atomic_write_text(p, "".join(json.dumps(r) + "\n" for r in keep))
-    return len(raw) - len(keep)

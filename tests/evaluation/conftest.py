@@ -16,7 +16,7 @@ def _single_thread():
 def train_tiny():
     """``train_tiny(out, *overrides)``: a 4-step run of the ``tiny`` preset (digits) written to ``out``."""
     from bigbigan.presets import resolve
-    from bigbigan.train.run import run_training
+    from bigbigan.workflows import train as run_training
 
     def train(out, *extra):
         cfg = resolve("tiny", "base", ["train.steps=4", "data.train_val_size=100", "train.image_every=2", *extra])

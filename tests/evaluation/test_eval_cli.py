@@ -7,8 +7,8 @@ import re
 
 from PIL import Image
 
+from bigbigan.checkpoint import best_checkpoint, list_checkpoints
 from bigbigan.cli import main
-from bigbigan.train.checkpoint import best_checkpoint, list_checkpoints
 
 
 def test_eval_writes_table_and_json_and_report_embeds_loadable_images(tmp_path, capsys, train_tiny):

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bigbigan.evaluation import knn
+from bigbigan.evaluation import knn, knn_kernels
 from bigbigan.evaluation.knn import (
     knn_classify,
     knn_neighbours,
@@ -15,6 +15,7 @@ from bigbigan.evaluation.knn import (
     pairwise_distance,
     vote_ranking,
 )
+from bigbigan.evaluation.knn_reference import reference_topk
 
 
 def test_normalize_p_hand_values():
@@ -73,20 +74,16 @@ def test_vote_ranking_pads_unvoted_labels():
     assert ranked.tolist() == [[4, 0, 2, -1, -1]]  # 4 and 0 tie at 2 votes; label 4 is nearer
 
 
-def _brute_force_topk(train, labels, queries, k, p, topk=5):
-    d = torch.cdist(normalize_p(queries.double(), p), normalize_p(train.double(), p), p=float(p))
-    out = []
-    for row in d:
-        order = row.argsort()[:k].tolist()
-        counts: dict[int, int] = {}
-        first: dict[int, int] = {}
-        for pos, j in enumerate(order):
-            lab = int(labels[j])
-            counts[lab] = counts.get(lab, 0) + 1
-            first.setdefault(lab, pos)
-        ranked = sorted(counts, key=lambda lab: (-counts[lab], first[lab]))[:topk]
-        out.append(ranked + [-1] * (topk - len(ranked)))
-    return torch.tensor(out)
+@pytest.mark.parametrize("p", [1, 2])
+def test_reference_follows_appendix_c_on_the_hand_built_cases(p):
+    # The oracle itself, on the hand-built cases above: votes, the tie-break among tied labels, -1 padding.
+    train = _line_points([0.58, 0.90, 0.45, 0.62, 0.40], p)
+    labels, query = torch.tensor([2, 3, 1, 1, 2]), _line_points([0.5], p)
+    assert reference_topk(train, labels, query, 2, p)[:, 0].tolist() == [1]
+    assert reference_topk(train, labels, query, 3, p).tolist() == [[2, 1, -1, -1, -1]]
+    assert reference_topk(train, labels, query, 5, p).tolist() == [[1, 2, 3, -1, -1]]
+    train = _line_points([0.49, 0.55, 0.44, 0.57, 0.43], p)
+    assert reference_topk(train, torch.tensor([3, 1, 2, 2, 1]), query, 5, p, topk=3).tolist() == [[1, 2, 3]]
 
 
 @pytest.mark.parametrize("p", [1, 2])
@@ -96,7 +93,7 @@ def test_agrees_with_brute_force_on_random_data(p):
     labels = torch.randint(0, 4, (300,), generator=g)  # few classes: many vote ties
     for k in (1, 2, 5, 10, 25):
         ours = knn_topk(train, labels, queries, k, p, query_chunk=16, train_chunk=37)
-        torch.testing.assert_close(ours, _brute_force_topk(train, labels, queries, k, p))
+        torch.testing.assert_close(ours, reference_topk(train, labels, queries, k, p))
 
 
 @pytest.mark.parametrize("p", [1, 2])
@@ -113,7 +110,7 @@ def test_k1_is_argmin_and_neighbours_are_sorted(p):
 
 
 def test_numba_and_torch_backends_agree():
-    if knn._numba_l1_kernel() is None:
+    if knn_kernels._numba_l1_kernel() is None:
         pytest.skip("numba not installed")
     g = torch.Generator().manual_seed(3)
     train, queries = torch.rand(257, 33, generator=g), torch.rand(70, 33, generator=g)

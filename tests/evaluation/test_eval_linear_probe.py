@@ -6,7 +6,7 @@ import torch
 from bigbigan.evaluation.linear_probe import (
     ProbeResult,
     bn_crelu,
-    ema_decay_at,
+    classifier_ema_decay,
     sweep_linear_probe,
     train_linear_probe,
 )
@@ -24,9 +24,9 @@ def test_bn_crelu_hand_values():
 
 
 def test_ema_decay_warm_start():
-    assert ema_decay_at(0, 0.9999) == pytest.approx(0.1)
-    assert ema_decay_at(90, 0.9999) == pytest.approx(0.91)
-    assert ema_decay_at(10**7, 0.9999) == 0.9999
+    assert classifier_ema_decay(0, 0.9999) == pytest.approx(0.1)
+    assert classifier_ema_decay(90, 0.9999) == pytest.approx(0.91)
+    assert classifier_ema_decay(10**7, 0.9999) == 0.9999
 
 
 def _blobs(n, dim, classes, spread, seed):

@@ -14,6 +14,8 @@ from PIL import Image
 
 from bigbigan.cli import main
 
+pytestmark = pytest.mark.slow  # a headless browser in a subprocess
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 TIMEOUT_S = 60
 

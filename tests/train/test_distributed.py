@@ -6,25 +6,27 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from bigbigan.train.checkpoint import load_latest
+from bigbigan.checkpoint import load_latest
 
 pytestmark = pytest.mark.slow  # torchrun subprocesses
 
+LAUNCH = str(Path(__file__).with_name("launch.py"))  # injects test-only behaviour, then runs the CLI
 ARGS = ["train", "--scale", "tiny", "--steps", "3", "--no-progress", "--set", "optim.batch_size=8",
         "--set", "train.image_every=1000", "--set", "data.train_val_size=100", "--set", "train.ckpt_every=1000"]
 
 
-def _run(out, nproc, extra_env=None):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", **(extra_env or {})}
+def _run(out, nproc, launch_flags=()):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     if nproc == 1:
         cmd = [sys.executable, "-m", "bigbigan", *ARGS, "--out", str(out)]
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
-               "-m", "bigbigan", *ARGS, "--out", str(out)]
+               LAUNCH, *launch_flags, *ARGS, "--out", str(out)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     return load_latest(out)
@@ -54,15 +56,15 @@ def test_two_processes_match_one(tmp_path):
     for part in ("G", "D", "E", "opt_d", "opt_ge"):
         assert _max_rel_diff(one[part], two[part]) < 2e-4, part
     # With per-replica (plain) BN the two runs must differ: the check above is not vacuous.
-    plain = _run(tmp_path / "plain", 2, {"BIGBIGAN_PLAIN_BN": "1"})
+    plain = _run(tmp_path / "plain", 2, ["--plain-bn"])
     assert _max_rel_diff(one["G"], plain["G"]) > 1e-2
 
 
 def test_killed_rank_restarts_and_resumes_under_max_restarts(tmp_path):
     out = tmp_path / "elastic"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "BIGBIGAN_FAULT_INJECT": "1:2", "GLOO_SOCKET_IFNAME": "lo"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--max-restarts=1",
-           "-m", "bigbigan", *ARGS[:4], "4", *ARGS[5:], "--set", "train.ckpt_every=1", "--out", str(out)]
+           LAUNCH, "--fail-at", "1:2", *ARGS[:4], "4", *ARGS[5:], "--set", "train.ckpt_every=1", "--out", str(out)]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resumed" in r.stdout + r.stderr  # the second attempt started from a checkpoint, not from scratch
@@ -91,8 +93,11 @@ import torch
 from bigbigan import dist as bdist
 from bigbigan.nets import build_encoder, build_generator
 from bigbigan.presets import resolve
-from bigbigan.train.standing import ema_standing_stats
+from bigbigan.nets import layers
+from bigbigan.standing import ema_standing_stats
 
+if sys.argv[2:] == ["plain"]:  # per-replica BN, injected here: cross-replica BN sees a world of 1
+    layers._world = lambda: 1
 bdist.init("cpu")
 cfg = resolve("tiny")
 torch.manual_seed(0)
@@ -113,12 +118,10 @@ def test_standing_statistics_under_torchrun_are_the_global_batch_statistics(tmp_
     script.write_text(STANDING)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     out = {}
-    for name, pre, extra in (("one", [], {}), ("two", ["-m", "torch.distributed.run", "--standalone",
-                                                        "--nproc_per_node=2"], {}),
-                             ("plain", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"],
-                              {"BIGBIGAN_PLAIN_BN": "1"})):
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
+    for name, pre, extra in (("one", [], []), ("two", torchrun, []), ("plain", torchrun, ["plain"])):
         path = tmp_path / f"{name}.pt"
-        r = subprocess.run([sys.executable, *pre, str(script), str(path)], env={**env, **extra}, capture_output=True,
+        r = subprocess.run([sys.executable, *pre, str(script), str(path), *extra], env=env, capture_output=True,
                            text=True, timeout=300, check=False)
         assert r.returncode == 0, r.stderr[-3000:]
         out[name] = {k: v for k, v in torch.load(path, weights_only=True).items() if "running" in k}

@@ -95,9 +95,10 @@ def test_a_legacy_ema_warmup_config_is_refused_for_training_in_one_line():
 
 
 def test_a_legacy_run_evaluates_but_does_not_resume(tmp_path, capsys):
+    from bigbigan.checkpoint import load_latest
     from bigbigan.cli import main
     from bigbigan.evaluation.features import load_models
-    from bigbigan.train.checkpoint import atomic_save, load_latest
+    from bigbigan.files import atomic_save
 
     run = tmp_path / "run"
     assert main(["train", "--scale", "tiny", "--out", str(run), "--steps", "1", "--no-progress",

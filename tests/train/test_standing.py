@@ -9,7 +9,7 @@ from torch import nn
 from bigbigan.nets import build_encoder, build_generator
 from bigbigan.nets.layers import CrossReplicaBatchNorm2d, SNConv2d
 from bigbigan.presets import resolve
-from bigbigan.train.standing import ema_standing_stats, standing_stats
+from bigbigan.standing import ema_standing_stats, standing_stats
 
 
 def _batch_stats(h):
@@ -92,9 +92,9 @@ def test_generator_standing_stats_follow_its_conditional_bn_inputs():
 
 @pytest.mark.parametrize("batches", [2, 0])
 def test_export_and_evaluation_use_standing_statistics(tmp_path, batches):
+    from bigbigan.data import build_stream
     from bigbigan.evaluation.features import load_models
     from bigbigan.train.loop import Trainer
-    from bigbigan.train.run import build_stream
 
     cfg = resolve("tiny", "base", ["train.steps=2", "train.image_every=1000", "data.train_val_size=100",
                                    f"eval.standing_stats_batches={batches}"])

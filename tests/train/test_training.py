@@ -11,10 +11,12 @@ import time
 import pytest
 import torch
 
+from bigbigan.checkpoint import CheckpointError, list_checkpoints, load_file, load_latest
+from bigbigan.data import build_stream
+from bigbigan.files import atomic_save
 from bigbigan.presets import resolve
-from bigbigan.train.checkpoint import CheckpointError, atomic_save, list_checkpoints, load_file, load_latest
 from bigbigan.train.loop import Trainer, TrainingError
-from bigbigan.train.run import build_stream, run_training
+from bigbigan.workflows import train as run_training
 
 FAST = ["train.image_every=1000", "train.log_every=1", "train.ckpt_every=1000", "data.train_val_size=100"]
 
@@ -127,7 +129,7 @@ def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, monkey
 def test_atomic_write_text_keeps_the_old_file_when_the_write_dies(tmp_path, monkeypatch):
     from pathlib import Path
 
-    from bigbigan.train.checkpoint import atomic_write_text
+    from bigbigan.files import atomic_write_text
 
     target = tmp_path / "eval.json"
     atomic_write_text(target, '{"old": 1}')

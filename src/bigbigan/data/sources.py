@@ -87,3 +87,12 @@ def open_source(
         source = base.subset(held if split == "train_val" else rest.nonzero()[:, 0])
     source.split = split
     return source
+
+
+def open_split(cfg, split: str, data_dir: str | None = None) -> ImageSource:
+    """One split of a run's data: ``cfg`` is the run's ``Config`` (``data.source``, ``data.data_dir``,
+    ``data.train_val_size`` and ``train.seed``, which seeds the train_val hold-out); ``data_dir`` overrides the
+    run's directory. Every part of the package opens a run's data through here."""
+    d = cfg.data
+    return open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
+                       seed=cfg.train.seed)

@@ -25,6 +25,7 @@ from bigbigan.data.base import ImageSource
 from bigbigan.data.errors import DataError
 from bigbigan.data.seeding import mix_seed
 from bigbigan.data.shards import ShardSource
+from bigbigan.data.sources import open_split
 from bigbigan.data.transforms import (
     AUGMENTS,
     augment_image,
@@ -336,3 +337,24 @@ def load_eval_tensors(
     if not batches:
         return torch.empty(0, channels, resolution, resolution), torch.empty(0, dtype=torch.int64)
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+
+def build_stream(cfg, *, rank: int = 0, world: int = 1, seed: int | None = None,
+                 global_batch: int | None = None, num_workers: int | None = None) -> TrainStream:
+    """The training data stream of a run's ``Config`` for one rank (training, and the standing-statistics
+    pass); ``seed``, ``global_batch`` and ``num_workers`` default to the run's (``train.seed``,
+    ``optim.batch_size``, ``data.num_workers``)."""
+    d, m = cfg.data, cfg.model
+    source = open_split(cfg, "train")
+    return TrainStream(
+        source,
+        global_batch=cfg.optim.batch_size if global_batch is None else global_batch,
+        resolution=m.resolution,
+        e_resolution=m.e_resolution if m.encoder.arch != "none" else m.resolution,
+        augment=d.augment,
+        channels=m.channels,
+        seed=cfg.train.seed if seed is None else seed,
+        rank=rank,
+        world=world,
+        num_workers=d.num_workers if num_workers is None else num_workers,
+    )

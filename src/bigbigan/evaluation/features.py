@@ -13,11 +13,17 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from .. import dist as bdist
+from ..checkpoint import CheckpointError, config_differences, load_file, resolve_checkpoint
 from ..config import Config, from_dict, load_yaml, to_dict
+from ..data import eval_batches, open_split
 from ..data.errors import DataError
-from ..train.checkpoint import CheckpointError, config_differences, load_file, resolve_checkpoint
+from ..data.subset import subset_source
+from ..files import atomic_save
+from ..nets import build_models
+from ..standing import ema_standing_stats
 
 
 @dataclass
@@ -37,9 +43,6 @@ def load_models(target: str | Path, which: str = "latest", device: str | torch.d
     """The EMA G and E of a run directory or checkpoint file, ready for evaluation: with standing statistics
     over ``standing_stats_batches`` batches (default: the run's ``eval.standing_stats_batches``; 0: the EMA's
     copied running statistics). Every evaluation loads its models here. Call on every rank."""
-    from ..train.loop import build_models
-    from ..train.standing import ema_standing_stats
-
     path = resolve_checkpoint(target, which)
     state = load_file(path)
     cfg = from_dict(state["config"], drop_legacy=True)  # older runs evaluate with the EMA weights they saved
@@ -97,15 +100,11 @@ def extract_features(E: nn.Module, source, *, resolution: int, channels: int, ba
 
     ``limit`` takes the first images (speed measurements only); evaluations pass a ``subset_source`` instead.
     """
-    from ..data import eval_batches
-
     info = bdist.info()
     n_total = len(source) if limit is None else min(limit, len(source))
     feats, labels = [], []
     bar = None
     if progress and info.is_main:
-        from tqdm import tqdm
-
         bar = tqdm(total=n_total, unit="img", desc=desc, dynamic_ncols=True, leave=False)
     seen = 0
     for x, y in eval_batches(source, resolution=resolution, channels=channels, batch_size=batch_size,
@@ -139,9 +138,6 @@ def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, 
                     progress: bool = True) -> tuple[Tensor, Tensor]:
     """Features of ``split`` (or of a seeded, class-stratified sample of ``limit`` of its images) for the
     checkpoint in ``loaded``, from the cache when present."""
-    from ..data import open_source
-    from ..data.subset import subset_source
-
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
     tag = f"{limit}-s{subset_seed}" if limit is not None else "all"  # the seed names the sample
@@ -160,13 +156,9 @@ def cached_features(loaded: Loaded, split: str, *, data_dir: str | None = None, 
     if cache.is_file():
         d = torch.load(cache, map_location="cpu", weights_only=True)
         return d["features"], d["labels"]
-    source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
-                         seed=cfg.train.seed)
-    source = subset_source(source, limit, seed=subset_seed)
+    source = subset_source(open_split(cfg, split, data_dir), limit, seed=subset_seed)
     f, y = extract_features(loaded.E, source, resolution=cfg.model.e_resolution, channels=cfg.model.channels,
                             device=device, progress=progress, desc=f"features {split}")
     if bdist.info().is_main:
-        from ..train.checkpoint import atomic_save
-
         atomic_save({"features": f, "labels": y}, cache)
     return f, y

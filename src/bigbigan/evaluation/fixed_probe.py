@@ -15,6 +15,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from ..data import open_source
+from .linear_probe import train_linear_probe
+
 
 @dataclass(frozen=True)
 class ProbeProtocol:
@@ -45,9 +48,6 @@ def stratified_subset(labels: Tensor, per_class: int, seed: int) -> Tensor:
 
 def fixed_probe(model, protocol: ProbeProtocol, *, progress: bool = False) -> dict:
     """Top-1 / top-5 (fractions) of the fixed probe of ``model`` (a ``bigbigan.model.BigBiGAN``)."""
-    from ..data import open_source
-    from .linear_probe import train_linear_probe
-
     feats = {}
     for split, per_class in (("train", protocol.train_per_class), ("test", protocol.test_per_class)):
         source = open_source(protocol.data, protocol.data_dir, split)

@@ -8,14 +8,22 @@ resized, centre crop) at G's resolution, as FID preprocessing in App. A; generat
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+from tqdm import tqdm
 
 from .. import dist as bdist
 from ..config import Config
+from ..data import load_eval_tensors, open_split
+from ..data.subset import subset_source
+from ..files import atomic_save
+from ..nets import sample_prior
+from .fid import feature_stats, frechet_distance, inception_score, kid
+from .inception import DEFAULT_FEATURE_PRECISION, InceptionFeatures, InceptionLogits
 
 
 def cache_dir() -> Path:
@@ -26,8 +34,6 @@ def cache_dir() -> Path:
 def generate(G: nn.Module, n: int, *, z_dim: int, prior: str, seed: int = 0, batch_size: int = 100,
              device: str | torch.device = "cpu") -> Tensor:
     """``n`` images from G with seeded noise (the same images for the same seed, on any number of ranks)."""
-    from ..train.loop import sample_prior
-
     gen = torch.Generator(device=device).manual_seed(seed)
     out = []
     for i in range(0, n, batch_size):
@@ -46,8 +52,6 @@ def inception_features(net: nn.Module, images: Tensor, *, batch_size: int = 50, 
     mine = images[info.rank * per : (info.rank + 1) * per]
     bar = None
     if progress and info.is_main:
-        from tqdm import tqdm
-
         bar = tqdm(total=n, unit="img", desc=desc, dynamic_ncols=True, leave=False)
     feats = []
     for i in range(0, mine.shape[0], batch_size):
@@ -69,28 +73,20 @@ def reference_features(cfg: Config, net: nn.Module, n: int, *, split: str = "tra
     """Inception features of ``n`` images of a split, a seeded class-stratified sample (never the first n: folder
     data is sorted by class); cached per dataset/split/resolution/n/seed and, for other than the reference fp32
     TorchScript, per ``net.precision`` (the two sides of an FID come from one precision)."""
-    from ..data import load_eval_tensors, open_source
-    from ..data.subset import subset_source
-
     d, m = cfg.data, cfg.model
     precision = getattr(net, "precision", "fp32")
     tag = "" if precision == "fp32" else f"-{precision}"
     name = f"{d.source}-{split}-{m.resolution}px-{m.channels}ch-{n}-s{subset_seed}{tag}.pt"
     if d.source in ("folder", "shards", "cifar10"):  # user data: key the cache by its location too
-        import hashlib
-
         name = f"{hashlib.sha1(str(data_dir or d.data_dir).encode()).hexdigest()[:8]}-{name}"
     path = cache_dir() / name
     if path.is_file():
         return torch.load(path, map_location="cpu", weights_only=True)["features"]
-    source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
-                         seed=cfg.train.seed)
+    source = open_split(cfg, split, data_dir)
     x, _ = load_eval_tensors(subset_source(source, n, seed=subset_seed), resolution=m.resolution,
                              channels=m.channels)
     f = inception_features(net, x, progress=progress, desc=f"inception {split}")
     if bdist.info().is_main:
-        from ..train.checkpoint import atomic_save
-
         atomic_save({"features": f}, path)
     return f
 
@@ -102,13 +98,9 @@ def generation_metrics(cfg: Config, G: nn.Module, *, n: int, metrics: set[str], 
 
     ``inception_precision``: how the FID/KID Inception runs (``InceptionFeatures``; default
     ``DEFAULT_FEATURE_PRECISION``); recorded as ``inception_precision``."""
-    from .fid import feature_stats, frechet_distance, inception_score, kid
-
     out: dict = {}
     fake = generate(G, n, z_dim=cfg.model.z_dim, prior=cfg.model.prior, seed=seed, device=device)
     if metrics & {"fid", "kid"}:
-        from .inception import DEFAULT_FEATURE_PRECISION, InceptionFeatures
-
         net = InceptionFeatures.load(precision=inception_precision or DEFAULT_FEATURE_PRECISION)
         out["inception_precision"] = net.precision
         ref = reference_features(cfg, net, n, data_dir=data_dir, progress=progress, subset_seed=subset_seed)
@@ -119,8 +111,6 @@ def generation_metrics(cfg: Config, G: nn.Module, *, n: int, metrics: set[str], 
             out["kid"], out["kid_std"] = kid(ref, gen)
         out["fid_samples"] = n
     if "is" in metrics:
-        from .inception import InceptionLogits
-
         if not inception_weights:
             out["is"] = None
             out["is_note"] = "IS needs --inception-weights (the 1008-class pt_inception-2015-12-05 file)"

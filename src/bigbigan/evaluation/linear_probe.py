@@ -49,11 +49,13 @@ def bn_crelu(features: Tensor, mean: Tensor | None = None, std: Tensor | None = 
     return torch.cat([h.clamp_min(0), (-h).clamp_min(0)], dim=1)
 
 
-def ema_decay_at(step: int, ema_decay: float) -> float:
-    """EMA decay used after optimiser step ``step`` (0-based): min(ema_decay, (1 + t) / (10 + t)).
+def classifier_ema_decay(step: int, ema_decay: float) -> float:
+    """Decay of the probe classifier's EMA after optimiser step ``step`` (0-based): min(ema_decay,
+    (1 + t) / (10 + t)).
 
-    The warm start keeps short runs from being dominated by the zero initialisation: with a constant 0.9999
-    a 5K-step average would still weigh the zero classifier by 0.9999^5000 = 61%.
+    The probe's own schedule, deliberately separate from the EMA of G and E (``train/ema.py``): this warm start
+    keeps short probes from being dominated by the zero initialisation: with a constant 0.9999 a 5K-step
+    average would still weigh the zero classifier by 0.9999^5000 = 61%.
     """
     return min(ema_decay, (1.0 + step) / (10.0 + step))
 
@@ -129,7 +131,7 @@ def train_linear_probe(
         loss.backward()
         opt.step()
         with torch.no_grad():
-            decay = ema_decay_at(t, ema_decay)
+            decay = classifier_ema_decay(t, ema_decay)
             ema_w.lerp_(weight, 1.0 - decay)
             ema_b.lerp_(bias, 1.0 - decay)
             loss_sum += loss.detach()  # no host sync per step

@@ -9,36 +9,34 @@ the checkpoint with the best train_val accuracy as best (never deleted by checkp
 
 from __future__ import annotations
 
-import json
 import time
 
 import torch
 
 from .. import dist as bdist
+from ..checkpoint import best_checkpoint, mark_best
 from ..config import Config
-from ..train.checkpoint import best_checkpoint, mark_best
+from ..data import open_split
+from ..data.subset import SUBSET_SEED, subset_source
+from ..files import append_jsonl
+from .features import extract_features
+from .generative import generation_metrics
+from .linear_probe import train_linear_probe
 
 
 class PeriodicEval:
-    def __init__(self, cfg: Config, *, train_images: int = 10000, probe_steps: int = 1000) -> None:
-        from ..data import open_source
-        from ..data.subset import SUBSET_SEED, subset_source
+    """The trainer's evaluation hook: ``PeriodicEval(cfg)(trainer)`` on every rank returns the record."""
 
-        d = cfg.data
+    def __init__(self, cfg: Config, *, train_images: int = 10000, probe_steps: int = 1000) -> None:
         self.cfg = cfg
-        kw = {"train_val_size": d.train_val_size, "seed": cfg.train.seed}
         self.subset_seed = SUBSET_SEED
-        self.train_src = subset_source(open_source(d.source, d.data_dir, "train_sub", **kw), train_images,
-                                       seed=self.subset_seed)
-        self.val_src = open_source(d.source, d.data_dir, "train_val", **kw)
+        self.train_src = subset_source(open_split(cfg, "train_sub"), train_images, seed=self.subset_seed)
+        self.val_src = open_split(cfg, "train_val")
         self.train_images = train_images
         self.probe_steps = probe_steps
 
     @torch.no_grad()
     def __call__(self, trainer) -> dict:
-        from .features import extract_features
-        from .linear_probe import train_linear_probe
-
         cfg, t0 = self.cfg, time.monotonic()
         rec: dict = {"step": trainer.step, "subset_seed": self.subset_seed}
         G, E = trainer.eval_models()  # EMA models with standing statistics when configured (every rank)
@@ -52,15 +50,12 @@ class PeriodicEval:
                                        steps=self.probe_steps)
             rec["train_val_top1"] = r.top1
         if cfg.train.eval_fid_samples:
-            from .generative import generation_metrics
-
             rec.update(generation_metrics(cfg, G, n=cfg.train.eval_fid_samples,
                                           metrics={"fid"}, inception_weights=None, device=trainer.device,
                                           progress=False, subset_seed=self.subset_seed))
         rec["eval_seconds"] = time.monotonic() - t0
         if bdist.info().is_main:
-            with open(trainer.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(rec) + "\n")
+            append_jsonl(trainer.run_dir / "metrics.jsonl", rec)
             if "train_val_top1" in rec:
                 best = best_checkpoint(trainer.run_dir)
                 if best is None or rec["train_val_top1"] > best["value"]:

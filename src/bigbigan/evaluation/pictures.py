@@ -133,7 +133,9 @@ def plot_curves(
 ) -> Path:
     """Learning curves (App. D): one small subplot per scalar key against ``x_key`` (record index when a
     record lacks it); keys default to every numeric key seen; non-numeric values are skipped."""
-    from matplotlib.figure import Figure  # no pyplot: no global state, Agg canvas for PNG
+    # Imported late: matplotlib is slow to import and only the learning curves need it. No pyplot: no global
+    # state, an Agg canvas for the PNG.
+    from matplotlib.figure import Figure
 
     if keys is None:
         keys = []

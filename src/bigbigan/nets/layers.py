@@ -7,12 +7,11 @@ plain ``weight`` / ``bias`` / ``sn_u`` tensors.
 
 from __future__ import annotations
 
-import os
-
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributed.nn.functional import all_reduce
 
 
 def _normalize(v: Tensor, eps: float = 1e-12) -> Tensor:
@@ -91,8 +90,7 @@ def init_orthogonal(module: nn.Module) -> None:
 
 
 def _world() -> int:
-    if os.environ.get("BIGBIGAN_PLAIN_BN"):  # per-replica statistics: only for the test that shows the difference
-        return 1
+    """The number of replicas whose batches cross-replica BN reduces over (1 when not distributed)."""
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
@@ -107,8 +105,6 @@ class CrossReplicaBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training or _world() == 1:
             return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
         xf = x.float()
         n_local = torch.tensor([x.shape[0] * x.shape[2] * x.shape[3]], dtype=torch.float32, device=x.device)
         stats = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), n_local])

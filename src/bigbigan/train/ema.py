@@ -22,7 +22,7 @@ class EMA:
 
     Buffers are copied from the live network at every update, not averaged:
     - BatchNorm running statistics are estimates for the live weights; evaluation and export replace them by
-      standing statistics re-estimated for the EMA weights (``bigbigan.train.standing``, ``eval.*`` config);
+      standing statistics re-estimated for the EMA weights (``bigbigan.standing``, ``eval.*`` config);
       with those off, the live network's statistics are the fallback (as before this scheme).
     - Spectral norm's power-iteration vector ``sn_u`` is an estimate of a unit singular vector, not a weight:
       an average of unit vectors is shorter than one, which would scale the eval-mode sigma down; the live

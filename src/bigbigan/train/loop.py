@@ -1,8 +1,11 @@
 """The BigBiGAN training loop (App. A): ``d_steps`` D updates, then one joint E+G update, per iteration.
 
-One phase abstraction serves every variant: ``phase_loss("D" | "EG", batch)`` computes the phase's loss from
-one forward of G, E and D; the loop walks the phases, steps the phase's optimiser and updates the EMA after
-the E+G phase. The trainer alone owns optimisers, DDP and autocast.
+The trainer is its state (models, EMA, optimisers, noise generator, data stream), one phase abstraction and one
+loop. ``phase_loss("D" | "EG", batch)`` computes a phase's loss from one forward of G, E and D for every
+variant; ``train_iteration`` walks the phases, steps each phase's optimiser and updates the EMA after the E+G
+phase; ``fit`` repeats iterations and, after each, runs the maintenance sections that are due (log,
+pictures, checkpoint, evaluation), as a list. Pictures and evaluation are hooks the caller passes in: the
+trainer knows nothing of evaluation. The trainer alone owns optimisers, DDP and autocast.
 
 Exactness: every random draw (z_fake, E's reparameterisation noise, data order and crops) comes from
 generators whose state is checkpointed, and is drawn for the global batch and sliced by rank, so a resumed run
@@ -14,23 +17,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 from .. import dist as bdist
-from ..config import Config, save_yaml, to_dict
-from ..nets import build_discriminator, build_encoder, build_generator
-from ..nets.prior import sample_prior
-from ..objective import Scores, d_accuracy, discriminator_loss, encoder_generator_loss
-from ..rundir import truncate_jsonl
-from .checkpoint import (
+from ..checkpoint import (
     CheckpointError,
     config_differences,
     export_safetensors,
@@ -38,27 +33,20 @@ from .checkpoint import (
     load_latest,
     save_checkpoint,
 )
+from ..config import Config, save_yaml, to_dict
+from ..files import truncate_jsonl
+from ..nets import Scores, build_models, sample_prior
+from ..objective import d_accuracy, discriminator_loss, discriminator_terms, encoder_generator_loss
+from ..standing import ema_standing_stats
 from .ema import EMA
-from .standing import ema_standing_stats
+from .maintenance import Hook, Section, progress_bar, stop_agreed
+from .setup import EncoderGenerator, build_optimisers, forward_modules
+from .signals import stop_signals
 from .stats import Stats
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a non-finite loss, say); the message is one line for the user."""
-
-
-class EncoderGenerator(nn.Module):
-    """G and E as one module, so that DDP synchronises their gradients in the joint E+G update."""
-
-    def __init__(self, G: nn.Module, E: nn.Module | None) -> None:
-        super().__init__()
-        self.G = G
-        self.E = E
-
-    def forward(self, z_fake: Tensor, x_e: Tensor, eps: Tensor | None):
-        x_fake = self.G(z_fake)
-        enc = self.E(x_e, eps) if self.E is not None else None
-        return x_fake, enc
 
 
 @dataclass
@@ -68,17 +56,17 @@ class Batch:
     y: Tensor  # [B] labels (unused by training; kept for diagnostics)
 
 
-def build_models(cfg: Config):
-    """(G, D, E or None) from a configuration."""
-    m = cfg.model
-    return build_generator(m), build_discriminator(m, tuple(cfg.objective.terms)), build_encoder(m)
-
-
 class Trainer:
-    """Owns models, EMA, optimisers, data stream, noise generator and the run directory."""
+    """Owns models, EMA, optimisers, data stream, noise generator and the run directory.
+
+    ``pictures(trainer)`` (rank 0) and ``evaluate(trainer)`` (every rank) are the caller's maintenance hooks:
+    pictures every ``train.image_every`` iterations and at the end, evaluation every ``train.eval_every``
+    iterations right after a checkpoint of that step. Without them the trainer writes neither.
+    """
 
     def __init__(self, cfg: Config, run_dir: str | Path, *, stream, device: torch.device | str = "cpu",
-                 progress: bool = True, log=print) -> None:
+                 progress: bool = True, log=print, pictures: Hook | None = None,
+                 evaluate: Hook | None = None) -> None:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.info = bdist.info()
@@ -100,37 +88,18 @@ class Trainer:
                 m.to(memory_format=torch.channels_last)
         self.ema_G = EMA(self.G, o.ema_decay, o.ema_start)
         self.ema_E = EMA(self.E, o.ema_decay, o.ema_start) if self.E is not None else None
-        adam = {"betas": (o.beta1, o.beta2), "eps": o.adam_eps}
-        if self.device.type == "cuda" or o.fused_adam:  # fused on CPU is opt-in: not bitwise equal to foreach
-            adam["fused"] = True
-        else:
-            adam["foreach"] = True
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, **adam)
-        groups = [{"params": list(self.G.parameters()), "lr": o.lr_g}]
-        if self.E is not None:  # E updated with G's step, with its own learning rate (Sec. 3.1, "up E LR")
-            groups.append({"params": list(self.E.parameters()), "lr": o.lr_g * o.e_lr_mult})
-        self.opt_ge = torch.optim.Adam(groups, **adam)
-        self._phase_params = {"D": list(self.D.parameters()), "EG": [p for g in groups for p in g["params"]]}
+        self.opt_d, self.opt_ge, self._phase_params = build_optimisers(cfg, self.G, self.D, self.E, self.device)
         self.GE = EncoderGenerator(self.G, self.E)
-        self.ge_fwd: nn.Module = self.GE
-        self.d_fwd: nn.Module = self.D
-        if self.info.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.ge_fwd = DDP(self.GE, device_ids=ids, broadcast_buffers=False)
-            self.d_fwd = DDP(self.D, device_ids=ids, broadcast_buffers=False)
-        if t.compile:
-            self.ge_fwd = torch.compile(self.ge_fwd)
-            self.d_fwd = torch.compile(self.d_fwd)
+        self.ge_fwd, self.d_fwd = forward_modules(self.GE, self.D, self.info.world, self.device, t.compile)
         self.noise = torch.Generator(device=self.device)
         self.noise.manual_seed(t.seed + 1)
         self.step = 0
         self.stats = Stats(self.run_dir, main=self.info.is_main)
         self._bad = torch.zeros((), dtype=torch.bool, device=self.device)
-        self._stop_signal: str | None = None
-        self.fixed = None  # fixed z and real images for the periodic grids
-        self.on_evaluate = None  # callable(trainer) -> dict of metrics, set by the caller
+        self.pictures = pictures
+        self.evaluate = evaluate
+        self._bar = None  # the progress bar while ``fit`` runs (rank 0, progress=True)
+        self._start = (time.monotonic(), 0)  # (time, step) at which ``fit`` started: the rates' origin
 
     # ---- state -----------------------------------------------------------------------------------------------
 
@@ -237,12 +206,13 @@ class Trainer:
         x_e = x if x_e is None else x_e.to(self.device, non_blocking=True).contiguous(memory_format=fmt)
         return Batch(x, x_e, y)
 
-    def phase_loss(self, phase: str, batch: Batch) -> Tensor:
-        """The loss of ``phase`` ("D" or "EG") on ``batch``, reporting its statistics."""
+    def _scores(self, phase: str, batch: Batch) -> tuple[Scores, Scores, object]:
+        """D's scores of the real pairs (x, E(x)) and the fake pairs (G(z), z), and E's output (E+G phase)."""
         m = self.cfg.model
         z_fake = self._draw((0, m.z_dim), m.prior)
         eps = self._draw((0, m.z_dim)) if (self.E is not None and self.E.stochastic) else None
         n = batch.x.shape[0]
+        enc = None
         with self._autocast():
             if phase == "D":
                 with torch.no_grad():
@@ -257,13 +227,17 @@ class Trainer:
                                 torch.cat([z_real.to(z_fake.dtype), z_fake]) if z_real is not None else None)
         real = Scores(*(s[:n] if s is not None else None for s in scores))
         fake = Scores(*(s[n:] if s is not None else None for s in scores))
+        return real, fake, enc
+
+    def phase_loss(self, phase: str, batch: Batch) -> Tensor:
+        """The loss of ``phase`` ("D" or "EG") on ``batch``, reporting its statistics."""
+        real, fake, enc = self._scores(phase, batch)
         mode = self.cfg.objective.d_loss
         if phase == "D":
-            loss = discriminator_loss(real, fake, mode)
-            for name, r, f in zip(Scores._fields, real, fake):
-                if r is not None:
-                    self.stats.report(f"loss/D/{name}/real", torch.relu(1 - r.float()).mean())
-                    self.stats.report(f"loss/D/{name}/fake", torch.relu(1 + f.float()).mean())
+            terms = discriminator_terms(real, fake, mode)
+            loss = discriminator_loss(real, fake, mode, terms)
+            for name, value in terms.items():  # what the objective computes, per term (loss/D/x/real, ...)
+                self.stats.report(f"loss/D/{name}", value)
             for name, acc in d_accuracy(real, fake).items():
                 self.stats.report(f"acc/D/{name}", acc)
             self.stats.report("loss/D", loss)
@@ -301,18 +275,85 @@ class Trainer:
             self.ema_E.update(self.E)
         self.step += 1
 
+    def peek_images(self) -> Tensor:
+        """Real images at E's resolution from the stream, drawn without disturbing it (for picture hooks)."""
+        state = self.stream.state_dict()
+        x, x_e, _ = next(self.stream)
+        self.stream.load_state_dict(state)
+        return (x if x_e is None else x_e).to(self.device)
+
     # ---- the loop --------------------------------------------------------------------------------------------
 
-    def _handle_signal(self, signum, frame) -> None:
-        self._stop_signal = signal.Signals(signum).name
+    def maintenance(self) -> list[Section]:
+        """The sections ``fit`` runs after an iteration, in order: a checkpoint is written before evaluation
+        of the same step (evaluation may mark it the best)."""
+        t = self.cfg.train
 
-    def _should_stop_by_signal(self) -> bool:
-        stop = self._stop_signal is not None
-        if self.info.world > 1:  # every rank stops at the same iteration
-            flag = torch.tensor([1.0 if stop else 0.0], device=self.device)
-            dist.all_reduce(flag)
-            stop = bool(flag.item() > 0)
-        return stop
+        def eval_due(step: int) -> bool:
+            return self.evaluate is not None and t.eval_every > 0 and step % t.eval_every == 0
+
+        sections = [Section("log", lambda step: step % t.log_every == 0, self._log)]
+        if self.pictures is not None and self.info.is_main:
+            sections.append(Section("pictures", lambda step: step % t.image_every == 0,
+                                    lambda: self.pictures(self)))
+        sections.append(Section("checkpoint", lambda step: step % t.ckpt_every == 0 or eval_due(step),
+                                self._checkpoint))
+        if self.evaluate is not None:
+            sections.append(Section("evaluation", eval_due, lambda: self.evaluate(self)))
+        return sections
+
+    def fit(self) -> dict:
+        """Train until ``train.steps`` iterations or ``train.minutes``; always checkpoint at the end."""
+        t = self.cfg.train
+        if self.info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            save_yaml(self.cfg, self.run_dir / "config.yaml")
+        sections = self.maintenance()
+        with stop_signals() as stop, progress_bar(t, self.step, self.progress and self.info.is_main) as bar:
+            self._bar = bar
+            start = time.monotonic()
+            self._start = (start, self.step)
+            self._last_good = self.step
+            deadline = start + 60 * t.minutes if t.minutes else math.inf
+            reason = "steps"
+            for m in self.modules():
+                m.train()
+            while self.step < t.steps:
+                if time.monotonic() >= deadline:
+                    reason = "minutes"
+                    break
+                if stop_agreed(stop, self.info.world, self.device):
+                    reason = stop.name or "signal"
+                    break
+                self.train_iteration()
+                if t.compile and self.step == self._start[1] + 1:
+                    self.log(f"torch.compile: first iteration (compilation included) took "
+                             f"{time.monotonic() - start:.1f} s")
+                if self._bar is not None:
+                    self._bar.update(1)
+                for section in sections:
+                    if section.due(self.step):
+                        section.run()
+        self._bar = None
+        return self._finish(reason)
+
+    def _finish(self, reason: str) -> dict:
+        """The end of ``fit``: a last checkpoint, pictures, the safetensors export and a summary."""
+        self._check_finite()
+        path = self.save()
+        models = self.eval_models()  # on every rank: the standing-statistics pass reduces across ranks
+        if self.info.is_main:
+            if self.pictures is not None:
+                self.pictures(self)
+            self.export(models=models)
+            self.stats.close()
+        start, start_step = self._start
+        elapsed = time.monotonic() - start
+        summary = {"step": self.step, "stopped_by": reason, "seconds": elapsed,
+                   "iterations": self.step - start_step, "checkpoint": str(path) if path else None}
+        self.log(f"stopped at step {self.step} ({reason}); {summary['iterations']} iterations in {elapsed:.0f} s; "
+                 f"checkpoint {path}")
+        return summary
 
     def _check_finite(self) -> None:
         if bool(self._bad):
@@ -325,91 +366,18 @@ class Trainer:
             )
         self._last_good = self.step
 
-    def fit(self) -> dict:
-        """Train until ``train.steps`` iterations or ``train.minutes``; always checkpoint at the end."""
-        t = self.cfg.train
-        if self.info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            save_yaml(self.cfg, self.run_dir / "config.yaml")
-        old_handlers = {}
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                old_handlers[sig] = signal.signal(sig, self._handle_signal)
-            except ValueError:  # not the main thread
-                pass
-        start = time.monotonic()
-        start_step = self.step
-        self._last_good = self.step
-        deadline = start + 60 * t.minutes if t.minutes else math.inf
-        bar = None
-        if self.progress and self.info.is_main:
-            from tqdm import tqdm
-
-            # Under a time budget the step target is often a placeholder: count iterations without a bogus ETA.
-            bar = tqdm(total=None if t.minutes else t.steps, initial=self.step, unit="it", dynamic_ncols=True,
-                       desc=f"train ({t.minutes:g} min)" if t.minutes else "train")
-        reason = "steps"
-        try:
-            for m in self.modules():
-                m.train()
-            while self.step < t.steps:
-                if time.monotonic() >= deadline:
-                    reason = "minutes"
-                    break
-                if self._should_stop_by_signal():
-                    reason = self._stop_signal or "signal"
-                    break
-                self.train_iteration()
-                if t.compile and self.step == start_step + 1:
-                    self.log(f"torch.compile: first iteration (compilation included) took "
-                             f"{time.monotonic() - start:.1f} s")
-                self._maybe_inject_fault()
-                if bar is not None:
-                    bar.update(1)
-                if self.step % t.log_every == 0:
-                    self._check_finite()
-                    rec = self.stats.flush(self.step, self._rates(start, start_step))
-                    if bar is not None:
-                        bar.set_postfix({k.split("/", 1)[1]: f"{rec[k]:.3f}" for k in ("loss/D", "loss/EG") if k in rec})
-                if self.step % t.image_every == 0 and self.info.is_main:
-                    self.save_grids()
-                if t.eval_every and self.step % t.eval_every == 0 and self.on_evaluate is not None:
-                    self._check_finite()
-                    self.save()
-                    self.on_evaluate(self)
-                elif self.step % t.ckpt_every == 0:
-                    self._check_finite()
-                    self.save()
-        finally:
-            if bar is not None:
-                bar.close()
-            for sig, h in old_handlers.items():
-                signal.signal(sig, h)
+    def _log(self) -> None:
         self._check_finite()
-        path = self.save()
-        models = self.eval_models()  # on every rank: the standing-statistics pass reduces across ranks
-        if self.info.is_main:
-            self.save_grids()
-            self.export(models=models)
-            self.stats.close()
-        elapsed = time.monotonic() - start
-        summary = {"step": self.step, "stopped_by": reason, "seconds": elapsed,
-                   "iterations": self.step - start_step, "checkpoint": str(path) if path else None}
-        self.log(f"stopped at step {self.step} ({reason}); {summary['iterations']} iterations in {elapsed:.0f} s; "
-                 f"checkpoint {path}")
-        return summary
+        rec = self.stats.flush(self.step, self._rates())
+        if self._bar is not None:
+            self._bar.set_postfix({k.split("/", 1)[1]: f"{rec[k]:.3f}" for k in ("loss/D", "loss/EG") if k in rec})
 
-    def _maybe_inject_fault(self) -> None:
-        """BIGBIGAN_FAULT_INJECT="RANK:STEP" kills that rank at that step on torchrun's first attempt: the test
-        of elastic restarts (--max-restarts) uses it to show that a restarted job resumes and finishes."""
-        spec = os.environ.get("BIGBIGAN_FAULT_INJECT")
-        if not spec or os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") != "0":
-            return
-        rank, step = (int(v) for v in spec.split(":"))
-        if rank == self.info.rank and step == self.step:
-            os._exit(17)
+    def _checkpoint(self) -> None:
+        self._check_finite()
+        self.save()
 
-    def _rates(self, start: float, start_step: int) -> dict:
+    def _rates(self) -> dict:
+        start, start_step = self._start
         dt = max(time.monotonic() - start, 1e-9)
         its = (self.step - start_step) / dt
         imgs = its * self.cfg.optim.batch_size * (self.cfg.optim.d_steps + 1)
@@ -417,39 +385,3 @@ class Trainer:
         if self.E is not None:
             lrs["lr/E"] = self.opt_ge.param_groups[1]["lr"]
         return {"perf/it_per_s": its, "perf/img_per_s": imgs, "time/minutes": dt / 60, **lrs}
-
-    # ---- pictures ---------------------------------------------------------------------------------------------
-
-    @torch.no_grad()
-    def save_grids(self) -> None:
-        """Samples of the EMA G from fixed z and EMA reconstructions G(E(x)) of fixed real images.
-
-        A training-time diagnostic, written by rank 0 alone: it uses the EMA models' copied running statistics,
-        not standing statistics (whose pass needs every rank); evaluation pictures use standing statistics."""
-        from ..evaluation.pictures import reconstruction_grid, save_grid
-
-        m = self.cfg.model
-        if self.fixed is None:
-            g = torch.Generator(device=self.device).manual_seed(1234)
-            z = sample_prior(m.prior, (64, m.z_dim), g, self.device)
-            xs = []
-            while sum(b.shape[0] for b in xs) < 32:
-                xs.append(self.next_batch_for_grid())
-            self.fixed = (z, torch.cat(xs)[:32])
-        z, x_e = self.fixed
-        out = self.run_dir / "images"
-        out.mkdir(parents=True, exist_ok=True)
-        G = self.ema_G.model
-        save_grid(G(z).float().cpu(), out / f"samples-{self.step:08d}.png", nrow=8)
-        if self.ema_E is not None:
-            rec = G(self.ema_E.model(x_e).mu).float().cpu()
-            x_show = torch.nn.functional.interpolate(x_e.float().cpu(), size=rec.shape[-2:], mode="bilinear",
-                                                     antialias=True, align_corners=False)
-            reconstruction_grid(x_show, rec, out / f"recon-{self.step:08d}.png", ncol=8)
-
-    def next_batch_for_grid(self) -> Tensor:
-        """Real images for the reconstruction grid, drawn without disturbing the training stream."""
-        state = self.stream.state_dict()
-        x, x_e, _ = next(self.stream)
-        self.stream.load_state_dict(state)
-        return (x if x_e is None else x_e).to(self.device)

@@ -1,4 +1,4 @@
-"""Start or resume a training run in a run directory: the glue between configuration, data and Trainer."""
+"""Start or resume a training run in a run directory: configuration checks, data stream and ``Trainer``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import torch
 
 from .. import dist as bdist
 from .. import rundir
+from ..checkpoint import config_differences, load_latest
 from ..config import Config, ConfigError, from_dict, load_yaml, to_dict
-from .checkpoint import config_differences, load_latest
-from .loop import Trainer
-from .stream import build_stream
+from ..data import build_stream
+from .loop import Hook, Trainer
 
 
 def _flatten(d: dict, prefix: str = "") -> dict:
@@ -62,8 +62,12 @@ def saved_config(run_dir: str | Path) -> Config | None:
 
 
 def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None, progress: bool = True,
-                 periodic_eval: bool = True, log=print) -> dict:
-    """Train ``cfg`` in ``run_dir``, resuming from its latest checkpoint when there is one."""
+                 log=print, pictures: Hook | None = None, evaluate: Hook | None = None) -> dict:
+    """Train ``cfg`` in ``run_dir``, resuming from its latest checkpoint when there is one.
+
+    ``pictures`` and ``evaluate`` are the trainer's maintenance hooks (see ``Trainer``); ``bigbigan.workflows``
+    passes the standard ones (training grids, periodic evaluation).
+    """
     info = bdist.init(device)
     # One writer per run directory: rank 0 holds the lock for the whole run (the OS drops it if we die).
     holding = contextlib.nullcontext()
@@ -72,11 +76,8 @@ def run_training(cfg: Config, run_dir: str | Path, *, device: str | None = None,
     with holding:
         torch.manual_seed(cfg.train.seed)
         stream = build_stream(cfg, rank=info.rank, world=info.world)
-        trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log)
+        trainer = Trainer(cfg, run_dir, stream=stream, device=info.device, progress=progress, log=log,
+                          pictures=pictures, evaluate=evaluate)
         if trainer.resume():
             trainer.log(f"resumed {run_dir} at step {trainer.step}")
-        if periodic_eval and cfg.train.eval_every:
-            from ..evaluation.periodic import PeriodicEval
-
-            trainer.on_evaluate = PeriodicEval(cfg)
         return trainer.fit()

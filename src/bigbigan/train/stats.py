@@ -7,14 +7,18 @@ TensorBoard scalars on rank 0.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 
-from ..rundir import read_jsonl  # noqa: F401  (re-exported: readers import it from here)
+from ..files import append_jsonl
+
+try:  # tensorboard is optional at run time: without it only stats.jsonl is written
+    from torch.utils.tensorboard import SummaryWriter
+except ImportError:
+    SummaryWriter = None
 
 
 class Stats:
@@ -24,13 +28,8 @@ class Stats:
         self.main = main
         self.path = Path(run_dir) / "stats.jsonl" if run_dir is not None else None
         self.tb = None
-        if main and run_dir is not None and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
-            except ImportError:  # tensorboard is optional at run time
-                self.tb = None
+        if main and run_dir is not None and tensorboard and SummaryWriter is not None:
+            self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
 
     def report(self, key: str, value: torch.Tensor | float) -> None:
         v = value.detach().float().mean() if isinstance(value, torch.Tensor) else torch.tensor(float(value))
@@ -64,8 +63,7 @@ class Stats:
         if not self.main:
             return
         if self.path is not None:
-            with open(self.path, "a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_jsonl(self.path, record)
         if self.tb is not None:
             for k, v in record.items():
                 if k != "step" and isinstance(v, (int, float)) and math.isfinite(v):

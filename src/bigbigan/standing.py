@@ -7,6 +7,8 @@ the cumulative average (``momentum=None``) of their batch statistics over a fixe
 the prior for G, real training images (the training stream: the run's augmentation) for E. Under torchrun every
 rank takes its slice of each global batch and cross-replica BN reduces over all of them, so the statistics are
 the global batch's, as in training; every rank must take part.
+
+Below both training (the export and the periodic evaluation's models) and evaluation (every loaded model).
 """
 
 from __future__ import annotations
@@ -18,10 +20,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from .. import dist as bdist
-from ..config import Config
-from ..nets.prior import sample_prior
-from .stream import build_stream
+from . import dist as bdist
+from .config import Config
+from .data import build_stream
+from .nets import sample_prior
 
 
 @torch.no_grad()

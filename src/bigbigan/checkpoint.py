@@ -1,5 +1,7 @@
 """Checkpoints: plain state dicts + config + step + RNG states, written atomically, loaded without unpickling code.
 
+Below both training (which writes them) and evaluation (which reads them and marks the best one).
+
 Files are ``RUN_DIR/checkpoints/ckpt-{step:08d}.pt``. A write goes to a temporary file in the same directory,
 is fsync'ed and then renamed over the final name, so a kill at any moment leaves every existing checkpoint
 intact. Loading uses ``torch.load(..., weights_only=True)``: a file that needs arbitrary code to unpickle is
@@ -8,16 +10,15 @@ refused.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import torch
+from safetensors.torch import save_file
+
+from .files import atomic_save, atomic_write_text, replacing
 
 CKPT_RE = re.compile(r"^ckpt-(\d{8})\.pt$")
 
@@ -37,40 +38,6 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
         return []
     found = [(int(m.group(1)), p) for p in d.iterdir() if (m := CKPT_RE.match(p.name))]
     return sorted(found)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _replacing(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path`` (readers see the old file or
-    the whole new one), on failure delete it."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to ``path`` via a temporary file + fsync + rename."""
-    with _replacing(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def save_checkpoint(run_dir: str | Path, step: int, state: dict, keep: int) -> Path:
@@ -161,12 +128,6 @@ def best_checkpoint(run_dir: str | Path) -> dict | None:
     return json.loads(p.read_text())
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` via a temporary file + rename: readers see the old file or the whole new one."""
-    with _replacing(path) as tmp:
-        tmp.write_text(text)
-
-
 def mark_best(run_dir: str | Path, step: int, metric: str, value: float) -> None:
     record = {"checkpoint": f"ckpt-{step:08d}.pt", "step": step, "metric": metric, "value": value}
     atomic_write_text(ckpt_dir(run_dir) / "best.json", json.dumps(record))
@@ -174,10 +135,8 @@ def mark_best(run_dir: str | Path, step: int, metric: str, value: float) -> None
 
 def export_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
     """Write tensors (e.g. the EMA G and E) as safetensors with the run's config in the metadata."""
-    from safetensors.torch import save_file
-
     path = Path(path)
-    with _replacing(path) as tmp:
+    with replacing(path) as tmp:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
                   metadata={"config": json.dumps(config)})
     return path

@@ -7,7 +7,6 @@ dotted path with the field's own type, and unknown fields or bad values raise ``
 from __future__ import annotations
 
 import dataclasses
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,16 +14,16 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A user mistake in the configuration; its message is one line naming the problem and valid choices."""
-
+from ..nets.generator import G_ARCH
+from ..objective import D_LOSS_MODES
+from .errors import ConfigError
+from .ranges import INF, RANGES, STRICTLY_POSITIVE, check_ranges, numeric_fields  # noqa: F401 (re-exported)
 
 G_RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 E_ARCHS = ("resnet", "revnet", "none")
 PRIORS = ("gaussian", "uniform")
 TERMS = ("x", "z", "xz")
-D_LOSSES = ("hinge_per_term", "hinge_sum", "bigan_log")
+D_LOSSES = D_LOSS_MODES  # one list: the objective defines its modes
 AUGMENTS = ("resnet", "distorted", "flip", "none")
 PRECISIONS = ("fp32", "bf16")
 
@@ -210,83 +209,7 @@ def validate(cfg: Config) -> Config:
     return cfg
 
 
-# Range of every numeric field not checked by a choice list above: (low, high, whether high itself is allowed);
-# low is allowed except for the fields in STRICTLY_POSITIVE. Sizes are bounded too, so an impossible model is refused before it is built (an
-# e_resolution of 100000 would ask for terabytes). A field missing here is caught by the test that walks
-# every numeric field of Config.
-INF = float("inf")
-RANGES: dict[str, tuple[float, float, bool]] = {
-    "model.z_dim": (1, 4096, True),
-    "model.e_resolution": (16, 1024, True),
-    "model.generator.ch": (1, 1024, True),
-    "model.generator.shared_dim": (1, 4096, True),
-    "model.generator.attention": (0, 256, True),
-    "model.discriminator.ch": (1, 1024, True),
-    "model.discriminator.attention": (0, 256, True),
-    "model.discriminator.mlp_width": (1, 65536, True),
-    "model.discriminator.mlp_blocks": (0, 64, True),
-    "model.encoder.width": (1, 64, True),
-    "model.encoder.base_width": (4, 4096, True),
-    "model.encoder.mlp_width": (1, 65536, True),
-    "model.encoder.mlp_blocks": (0, 64, True),
-    "optim.batch_size": (1, 1 << 20, True),
-    "optim.lr_g": (0.0, 1.0, True),
-    "optim.lr_d": (0.0, 1.0, True),
-    "optim.e_lr_mult": (0.0, 1000.0, True),
-    "optim.beta1": (0.0, 1.0, False),
-    "optim.beta2": (0.0, 1.0, False),
-    "optim.adam_eps": (0.0, 1.0, True),
-    "optim.d_steps": (1, 100, True),
-    "optim.ema_decay": (0.0, 1.0, False),
-    "optim.ema_start": (0, INF, False),
-    "eval.standing_stats_batches": (0, 1 << 20, False),
-    "eval.standing_stats_batch_size": (1, 1 << 20, True),
-    "eval.standing_stats_seed": (0, 2**63 - 2, True),
-    "data.train_val_size": (0, INF, False),
-    "data.num_workers": (0, 1024, True),
-    "train.steps": (0, INF, False),
-    "train.minutes": (0.0, INF, False),
-    "train.seed": (0, 2**63 - 2, True),
-    "train.log_every": (1, INF, False),
-    "train.image_every": (1, INF, False),
-    "train.ckpt_every": (1, INF, False),
-    "train.keep_ckpts": (1, INF, False),
-    "train.eval_every": (0, INF, False),
-    "train.eval_fid_samples": (0, INF, False),
-}
-STRICTLY_POSITIVE = {"optim.lr_g", "optim.lr_d", "optim.adam_eps", "train.minutes"}
-
-
-def numeric_fields(obj: Any, prefix: str = "") -> dict[str, Any]:
-    """Every int / float field (and tuple of ints) of a config tree by dotted path; bools excluded."""
-    out: dict[str, Any] = {}
-    for f in dataclasses.fields(obj):
-        v, path = getattr(obj, f.name), f"{prefix}{f.name}"
-        if dataclasses.is_dataclass(v):
-            out.update(numeric_fields(v, path + "."))
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            out[path] = v
-    return out
-
-
-def check_ranges(cfg: Config) -> None:
-    """Refuse NaN / inf anywhere and any numeric field outside RANGES, naming the field and its range."""
-    for path, v in numeric_fields(cfg).items():
-        if isinstance(v, float) and not math.isfinite(v):
-            raise ConfigError(f"{path}={v} is not a finite number")
-        if path not in RANGES:
-            continue
-        lo, hi, hi_in = RANGES[path]
-        low_ok = v > lo if path in STRICTLY_POSITIVE else v >= lo
-        if not low_ok or v > hi or (v == hi and not hi_in):
-            low = f"> {lo:g}" if path in STRICTLY_POSITIVE else f">= {lo:g}"
-            upper = "" if hi == INF else (f" and <= {hi:g}" if hi_in else f" and < {hi:g}")
-            raise ConfigError(f"{path}={v!r} is out of range; use a value {low}{upper}")
-
-
 def _g_blocks(resolution: int) -> int:
-    from .nets.generator import G_ARCH
-
     return len(G_ARCH[resolution]) - 1
 
 
@@ -360,6 +283,19 @@ def set_field(cfg: Config, path: str, value: Any) -> None:
     if dataclasses.is_dataclass(getattr(obj, name)):
         raise ConfigError(f"{path!r} is a section; set one of its fields, e.g. {path}.<field>=...")
     setattr(obj, name, _coerce(value, _field_type(obj, name), path))
+
+
+def option_overrides(sets: list[str], *, data: str | None = None, data_dir: str | None = None,
+                     steps: int | None = None, minutes: float | None = None, precision: str | None = None,
+                     seed: int | None = None) -> list[str]:
+    """The ``key=value`` overrides of the commands' shorthand options (``--data``, ``--steps``, ...) after the
+    ``--set`` list ``sets``: a later override wins, so an option beats a ``--set`` of the same field."""
+    out = list(sets)
+    for key, value in (("data.source", data), ("data.data_dir", data_dir), ("train.steps", steps),
+                       ("train.minutes", minutes), ("train.precision", precision), ("train.seed", seed)):
+        if value is not None and value != "":
+            out.append(f"{key}={value}")
+    return out
 
 
 def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
