@@ -2,8 +2,8 @@
 
     # old code (a git ref) and the working tree, same seed, a few iterations each:
     git archive main src | tar -x -C /tmp/old
-    PYTHONPATH=/tmp/old/src python -m bigbigan train --scale small32 --data digits --steps 3 --out /tmp/a --no-progress
-    PYTHONPATH=src python -m bigbigan train --scale small32 --data digits --steps 3 --out /tmp/b --no-progress
+    PYTHONPATH=/tmp/old/src python -m bigbigan train --scale small32 --data digits --steps 3 --out /tmp/a --no-progress --set data.train_val_size=100
+    PYTHONPATH=src python -m bigbigan train --scale small32 --data digits --steps 3 --out /tmp/b --no-progress --set data.train_val_size=100
     python benchmarks/same_weights.py /tmp/a /tmp/b
 
 Exit status 0 when every tensor (weights, EMA, optimiser state, SN vectors, RNG states) is equal bit for bit
@@ -17,7 +17,7 @@ import sys
 
 import torch
 
-from bigbigan.train.checkpoint import load_latest
+from bigbigan.checkpoint import load_latest
 
 
 def tensors(obj, prefix: str = "") -> dict[str, torch.Tensor]:
