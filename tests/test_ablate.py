@@ -3,20 +3,12 @@
 import json
 
 import pytest
-import torch
 import yaml
 
 from bigbigan.ablate import mean_std, summarise
 from bigbigan.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _single_thread(monkeypatch, tmp_path):
-    monkeypatch.setenv("BIGBIGAN_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread_own_cache")
 
 
 def test_mean_std_and_table_form():

@@ -23,13 +23,7 @@ from bigbigan.cli import main
 SMALL = ["--no-progress", "--set", "data.train_val_size=100", "--set", "train.image_every=1000"]
 
 
-@pytest.fixture(autouse=True)
-def _single_thread(monkeypatch, tmp_path):
-    monkeypatch.setenv("BIGBIGAN_CACHE", str(tmp_path / "cache"))
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread_own_cache")
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,7 @@ from bigbigan.data import DataError, open_source
 from bigbigan.evaluation.features import extract_features
 from bigbigan.export import export_run
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

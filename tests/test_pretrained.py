@@ -27,12 +27,7 @@ def _ship_module():
     return mod
 
 
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_stratified_subset_takes_per_class_items_by_seed():

@@ -16,13 +16,7 @@ from bigbigan.cli import main
 from bigbigan.config import from_dict, save_yaml
 from bigbigan.files import atomic_save
 
-
-@pytest.fixture(autouse=True)
-def _single_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")
