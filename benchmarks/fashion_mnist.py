@@ -1,14 +1,20 @@
 """What bigbigan learns on Fashion-MNIST in a CPU budget, against honest baselines, with one evaluation code.
 
     python benchmarks/fashion_mnist.py --minutes 60
+    python benchmarks/fashion_mnist.py --seeds 0,1,2 --steps 4800 --baselines keep   # same length on any machine
 
 1. trains ``small32`` base (with ``DEFAULT_SETS``: bf16, x2-wide encoder) on the Fashion-MNIST training split
-   for ``--minutes`` (resumable: rerunning continues the same run);
-2. evaluates the EMA encoder and generator on the test split: linear probes (fast, and the lr sweep with
-   train_val selection; AvePool and BN+CReLU), the k-NN table, FID/KID against the training set, relative L1;
+   for ``--minutes`` or exactly ``--steps`` iterations, once per seed in ``OUT/seed<N>`` (resumable: rerunning
+   continues the same runs), with the periodic fast probe on train_val every 500 iterations (the learning
+   curve and the time to accuracy, in minutes of this machine, read from each run's ``metrics.jsonl``);
+2. evaluates each seed's EMA encoder and generator on the test split: linear probes (fast, and the lr sweep
+   with train_val selection; AvePool and BN+CReLU), the k-NN table, FID/KID against the training set,
+   relative L1;
 3. evaluates the baselines with the same code: raw pixels, the same encoder at its random initialisation, and
-   the same encoder trained with labels (cross-entropy) for ``--supervised-minutes``;
-4. writes ``benchmarks/results/fashion_mnist.json`` (one object per model) and prints a Markdown table.
+   the same encoder trained with labels (cross-entropy) for ``--supervised-minutes`` (``--baselines keep``
+   copies those rows, with their own date and command, from the existing results file instead);
+4. writes ``benchmarks/results/fashion_mnist.json``: one object per model; for ``trained`` the figures are the
+   mean over seeds, with ``std`` and a ``seeds`` list holding each seed's object; prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import argparse
 import datetime
 import json
 import platform
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -93,6 +100,38 @@ def pick(res: dict) -> dict:
     return out
 
 
+NUMERIC = ["linear_top1", "linear_bn_crelu_top1", "linear_sweep_top1", "knn_d1_k25_top1", "knn_d1_k5_top1",
+           "knn_d2_k25_top1", "fid", "kid", "rel_l1", "minutes", "iterations"]
+
+
+def train_val_curve(run: Path) -> list[dict]:
+    """The periodic evaluations of a run: step, minutes of training so far and the fast probe's train_val top-1."""
+    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    return [{"step": r["step"], "minutes": r.get("minutes"), "train_val_top1": r["train_val_top1"]}
+            for r in recs if "train_val_top1" in r]
+
+
+def mean_over_seeds(per_seed: list[dict]) -> dict:
+    """``trained``'s object: each numeric figure's mean, ``std`` (sample std; 0 for one seed) and the seeds."""
+    out: dict = {}
+    std: dict = {}
+    for k in NUMERIC:
+        vals = [r[k] for r in per_seed if r.get(k) is not None]
+        if len(vals) == len(per_seed):
+            out[k] = statistics.fmean(vals)
+            std[k] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+    out["fid_samples"] = per_seed[0].get("fid_samples")
+    return {**out, "std": std, "seeds": per_seed}
+
+
+def train_and_evaluate(cfg, run: Path, args) -> dict:
+    summary = run_training(cfg, run)
+    res = evaluate(run, METRICS + ["recon", "fid", "kid"], fid_samples=args.fid_samples,
+                   probe_steps=args.probe_steps)
+    return {**pick(res), "seed": cfg.train.seed, "minutes": summary["seconds"] / 60, "iterations": summary["step"],
+            "train_val_curve": train_val_curve(run)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--minutes", type=float, default=60.0, help="BigBiGAN training budget (default 60)")
@@ -101,42 +140,55 @@ def main(argv=None) -> int:
     p.add_argument("--probe-steps", type=int, default=5000)
     p.add_argument("--out", default=str(ROOT / "runs" / "fashion_mnist"), help="run directory root")
     p.add_argument("--json", default=str(ROOT / "results" / "fashion_mnist.json"))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", default="0", help="comma list of training seeds (default 0); the table shows the mean")
+    p.add_argument("--steps", type=int, help="train exactly this many iterations (then --minutes is no limit)")
+    p.add_argument("--baselines", choices=["run", "keep"], default="run",
+                   help="keep: copy the pixels / random_init / supervised rows from the existing --json")
     p.add_argument("--set", action="append", default=[], help="config overrides for the BigBiGAN run")
     args = p.parse_args(argv)
     tune_allocator()
     out = Path(args.out)
-    cfg = resolve("small32", "base", ["data.source=fashion-mnist", f"train.minutes={args.minutes}",
-                                      "train.steps=100000000", f"train.seed={args.seed}", *DEFAULT_SETS,
-                                      *args.set])
-    results: dict = {}
-    t0 = time.monotonic()
-    summary = run_training(cfg, out / "trained")
-    train_minutes = summary["seconds"] / 60
-    trained = evaluate(out / "trained", METRICS + ["recon", "fid", "kid"], fid_samples=args.fid_samples,
-                       probe_steps=args.probe_steps)
-    results["trained"] = {**pick(trained), "minutes": train_minutes, "iterations": summary["step"]}
-    srcs = splits(cfg)
-    torch.manual_seed(cfg.train.seed)  # the trainer's initialisation: same seed, same weights
-    _, _, E0 = build_models(cfg)
-    results["random_init"] = {**pick(encoder_metrics(E0, cfg, srcs, args.probe_steps)), "minutes": 0,
-                              "iterations": 0}
-    results["pixels"] = {**pick(pixel_metrics(cfg, srcs, args.probe_steps)), "minutes": 0, "iterations": 0}
-    sup_minutes = args.supervised_minutes if args.supervised_minutes is not None else args.minutes
-    E_sup, sup_steps = train_supervised(cfg, srcs, sup_minutes, args.seed)
-    results["supervised"] = {**pick(encoder_metrics(E_sup, cfg, srcs, args.probe_steps)), "minutes": sup_minutes,
-                             "iterations": sup_steps}
+    seeds = [int(x) for x in args.seeds.split(",")]
+    length = [f"train.steps={args.steps}"] if args.steps else [f"train.minutes={args.minutes}", "train.steps=100000000"]
+    kept = json.loads(Path(args.json).read_text()) if args.baselines == "keep" else {}
+    if args.baselines == "keep" and not all(k in kept for k in ("pixels", "random_init", "supervised")):
+        p.error(f"--baselines keep: {args.json} lacks the pixels / random_init / supervised rows (use --baselines run)")
     meta = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
             "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, "
-            f"{torch.get_num_threads()} threads, torch {torch.__version__}", "total_minutes":
-            (time.monotonic() - t0) / 60, "split": "test", "fid_reference": "training split"}
-    for r in results.values():
-        r.update({k: meta[k] for k in ("command", "date")})
+            f"{torch.get_num_threads()} threads, torch {torch.__version__}", "split": "test",
+            "fid_reference": "training split"}
+    results: dict = {}
+    t0 = time.monotonic()
+    per_seed = []
+    for seed in seeds:
+        cfg = resolve("small32", "base", ["data.source=fashion-mnist", *length, f"train.seed={seed}", *DEFAULT_SETS,
+                                          *args.set])
+        per_seed.append({**train_and_evaluate(cfg, out / f"seed{seed}", args), "command": meta["command"],
+                         "date": meta["date"]})
+    results["trained"] = mean_over_seeds(per_seed)
+    if args.baselines == "keep":
+        results.update({k: kept[k] for k in ("random_init", "pixels", "supervised")})
+    else:
+        srcs = splits(cfg)
+        torch.manual_seed(seeds[0])  # the trainer's initialisation: same seed, same weights
+        _, _, E0 = build_models(cfg)
+        results["random_init"] = {**pick(encoder_metrics(E0, cfg, srcs, args.probe_steps)), "minutes": 0,
+                                  "iterations": 0}
+        results["pixels"] = {**pick(pixel_metrics(cfg, srcs, args.probe_steps)), "minutes": 0, "iterations": 0}
+        sup_minutes = args.supervised_minutes if args.supervised_minutes is not None else args.minutes
+        E_sup, sup_steps = train_supervised(cfg, srcs, sup_minutes, seeds[0])
+        results["supervised"] = {**pick(encoder_metrics(E_sup, cfg, srcs, args.probe_steps)),
+                                 "minutes": sup_minutes, "iterations": sup_steps}
+        for name in ("random_init", "pixels", "supervised"):
+            results[name].update({k: meta[k] for k in ("command", "date")})
+    results["trained"].update({k: meta[k] for k in ("command", "date")})
+    meta["total_minutes"] = (time.monotonic() - t0) / 60
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"meta": meta, **results}, indent=2))
     # The run's report shows its headline figures beside these (same evaluation code, eval.json keys).
     baselines = {name: results[name]["all"] for name in ("pixels", "random_init", "supervised")}
-    (out / "trained" / "baselines.json").write_text(json.dumps(baselines, indent=2))
+    for seed in seeds:
+        (out / f"seed{seed}" / "baselines.json").write_text(json.dumps(baselines, indent=2))
     cols = ["linear_top1", "linear_bn_crelu_top1", "linear_sweep_top1", "knn_d1_k25_top1", "knn_d1_k5_top1",
             "fid", "kid", "rel_l1", "minutes", "iterations"]
     print("| model | " + " | ".join(cols) + " |")

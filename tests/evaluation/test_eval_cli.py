@@ -48,6 +48,8 @@ def test_periodic_eval_logs_metrics_and_marks_best_checkpoint(tmp_path, train_ti
     train_tiny(run, "train.eval_every=2", "train.keep_ckpts=1")
     lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [2, 4]
+    # the training session's wall clock at each evaluation: the time-to-accuracy axis
+    assert 0 < lines[0]["minutes"] < lines[1]["minutes"] < 5
     # train_val holds 100 images here: an accuracy is a whole number of them, and beats chance (0.1) by far
     assert all(0.2 < r["train_val_top1"] and (r["train_val_top1"] * 100) % 1 < 1e-6 for r in lines)
     best = best_checkpoint(run)

@@ -38,7 +38,8 @@ class PeriodicEval:
     @torch.no_grad()
     def __call__(self, trainer) -> dict:
         cfg, t0 = self.cfg, time.monotonic()
-        rec: dict = {"step": trainer.step, "subset_seed": self.subset_seed}
+        # minutes: wall clock of this training session up to this evaluation (time to accuracy, App. D curves)
+        rec: dict = {"step": trainer.step, "minutes": trainer.minutes, "subset_seed": self.subset_seed}
         G, E = trainer.eval_models()  # EMA models with standing statistics when configured (every rank)
         if E is not None and self.train_src.num_classes:
             kw = {"resolution": cfg.model.e_resolution, "channels": cfg.model.channels, "device": trainer.device,

@@ -101,6 +101,11 @@ class Trainer:
         self._bar = None  # the progress bar while ``fit`` runs (rank 0, progress=True)
         self._start = (time.monotonic(), 0)  # (time, step) at which ``fit`` started: the rates' origin
 
+    @property
+    def minutes(self) -> float:
+        """Wall-clock minutes since this ``fit`` started (evaluation and checkpoints included)."""
+        return (time.monotonic() - self._start[0]) / 60
+
     # ---- state -----------------------------------------------------------------------------------------------
 
     def modules(self) -> list[nn.Module]:
