@@ -33,6 +33,7 @@ import torch
 from bigbigan.data import load_eval_tensors, open_source
 from bigbigan.evaluation.features import extract_features
 from bigbigan.evaluation.run import evaluate, representation_metrics
+from bigbigan.files import atomic_write_text
 from bigbigan.nets import build_models
 from bigbigan.presets import resolve
 from bigbigan.runtime import tune_allocator
@@ -128,6 +129,7 @@ def train_and_evaluate(cfg, run: Path, args) -> dict:
     summary = run_training(cfg, run)
     res = evaluate(run, METRICS + ["recon", "fid", "kid"], fid_samples=args.fid_samples,
                    probe_steps=args.probe_steps)
+    atomic_write_text(run / "eval.json", json.dumps(res, indent=2))  # as `bigbigan eval` does: report, shipping
     return {**pick(res), "seed": cfg.train.seed, "minutes": summary["seconds"] / 60, "iterations": summary["step"],
             "train_val_curve": train_val_curve(run)}
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from bigbigan.ablate import mean_std, summarise
+from bigbigan.ablate import directions, mean_std, summarise, verdict, welch
 from bigbigan.cli import main
 
 pytestmark = pytest.mark.usefixtures("single_thread_own_cache")
@@ -33,6 +33,40 @@ def test_paper_table_reports_train_val_as_cls_and_a_test_column():
     assert header.endswith("| Cls. % (train_val, ↑) | test top-1 % (↑) |") and rule.count("|---") == 7
     assert row.endswith("| 60.00 ± 14.14 | 50.00 ± 14.14 |")
     assert table["base"]["cls"]["mean"] == pytest.approx(0.6) and table["base"]["test"]["mean"] == pytest.approx(0.5)
+
+
+def test_welch_against_the_closed_form_at_two_degrees_of_freedom():
+    # n = 2 per side with equal variances: Welch's df is exactly 2, where the t CDF is 1/2 + t / (2 sqrt(2 + t^2))
+    r = welch([0.0, 2.0], [3.0, 5.0])
+    t = -3 / 2**0.5
+    assert r["diff"] == -3.0 and r["t"] == pytest.approx(t) and r["df"] == pytest.approx(2.0)
+    assert r["p"] == pytest.approx(1 - abs(t) / (2 + t * t) ** 0.5)
+    lo, hi = r["ci95"]  # t_{0.975, 2} = 4.302653 (tables)
+    assert lo == pytest.approx(-3 - 4.302653 * 2**0.5, rel=1e-6) and hi == pytest.approx(-3 + 4.302653 * 2**0.5, rel=1e-6)
+    # unequal variances: df between min(n) - 1 and the pooled n_a + n_b - 2
+    r = welch([1.0, 2.0, 3.0, 4.0], [0.0, 10.0, 20.0])
+    assert 2.0 < r["df"] < 5.0
+    assert welch([1.0], [2.0, 3.0])["p"] is None and welch([1.0, 1.0], [2.0, 2.0])["p"] is None
+
+
+def test_directions_give_a_verdict_that_follows_the_data():
+    assert verdict({"p": 0.01, "diff": -2.0}, -1).startswith("reproduced")
+    assert verdict({"p": 0.01, "diff": 2.0}, -1).startswith("reversed")
+    assert verdict({"p": 0.2, "diff": -2.0}, -1).startswith("not resolved")
+    runs = lambda fids, cls: [{"fid": f, "linear_avepool_top1": c} for f, c in zip(fids, cls)]
+    res = {"base": runs([30.0, 31.0, 32.0], [0.50, 0.51, 0.52]),
+           "z-unary-only": runs([40.0, 41.0, 42.5], [0.50, 0.52, 0.51]),  # x unary helps FID: reproduced
+           "deterministic-e": runs([30.0, 31.0, 32.0], [0.60, 0.61, 0.62]),  # stochastic E hurts Cls.: reversed
+           "no-unaries": runs([20.0, 45.0, 31.0], [0.40, 0.70, 0.5])}  # large spread: not resolved
+    md, rows = directions(res)
+    by = {r["claim"]: r for r in rows}
+    assert by["x unary improves FID"]["verdict"].startswith("reproduced")
+    assert by["x unary improves FID"]["diff"] == pytest.approx(31.0 - 41.1666667)
+    assert by["stochastic E improves Cls."]["verdict"].startswith("reversed")
+    assert by["stochastic E improves Cls."]["diff"] == pytest.approx(-10.0)  # in points
+    assert by["no unaries (BiGAN's objective) hurt FID"]["verdict"].startswith("not resolved")
+    assert "↑E LR improves Cls." not in by  # its variants were not run
+    assert "| x unary improves FID | base - z-unary-only (fid) | -8.29 |" in md
 
 
 @pytest.mark.slow  # 4 trainings and FIDs (minutes on 2 cores)

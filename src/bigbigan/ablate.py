@@ -17,8 +17,11 @@ produce:
 from __future__ import annotations
 
 import json
+import math
 import statistics
 from pathlib import Path
+
+from scipy import stats as sps
 
 from . import presets
 from .config import ConfigError, option_overrides
@@ -36,6 +39,70 @@ PROTOCOLS = {
 # eval.json keys of each protocol's columns: (Cls., test column or None)
 _CLS_KEYS = {"fast": ("linear_avepool_top1", None),
              "paper": ("linear_paper_avepool_train_val_top1", "linear_paper_avepool_top1")}
+
+
+# Table 1's directions: (claim, variant A, variant B, metric, the paper's sign of A - B, the paper's A and B).
+# metric "cls" is the protocol's Cls. column (see _CLS_KEYS), "fid" the FID column.
+DIRECTIONS = [
+    ("x unary improves FID", "base", "z-unary-only", "fid", -1, (31.19, 39.48)),
+    ("no unaries (BiGAN's objective) hurt FID", "no-unaries", "base", "fid", +1, (42.92, 31.19)),
+    ("BigBiGAN's objective beats BiGAN's on Cls.", "base", "no-unaries", "cls", +1, (48.10, 46.71)),
+    ("stochastic E improves Cls.", "base", "deterministic-e", "cls", +1, (48.10, 46.97)),
+    ("high-res E improves Cls.", "high-res-e-256", "base", "cls", +1, (50.80, 48.10)),
+    ("high-res E improves FID", "high-res-e-256", "base", "fid", -1, (27.86, 31.19)),
+    ("↑E LR improves Cls.", "resnet-e-lr", "high-res-e-256", "cls", +1, (53.70, 50.80)),
+]
+ALPHA = 0.05
+
+
+def welch(a: list[float], b: list[float]) -> dict:
+    """Welch's t-test of mean(a) - mean(b): the difference, its 95% interval, t, Welch-Satterthwaite df and the
+    two-sided p-value (None where a side has fewer than 2 values or both have no spread)."""
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    out = {"diff": diff, "n": [len(a), len(b)], "t": None, "df": None, "p": None, "ci95": None}
+    if len(a) < 2 or len(b) < 2:
+        return out
+    va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return out
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    t = diff / se
+    half = float(sps.t.ppf(1 - ALPHA / 2, df)) * se
+    return {**out, "t": t, "df": df, "p": float(2 * sps.t.sf(abs(t), df)), "ci95": [diff - half, diff + half]}
+
+
+def verdict(test: dict, sign: int) -> str:
+    """'reproduced' / 'reversed' when p < ALPHA in the paper's / the opposite direction, else 'not resolved'."""
+    if test["p"] is None:
+        return "not tested (needs >= 2 seeds per row with some spread)"
+    if test["p"] >= ALPHA:
+        return f"not resolved (p = {test['p']:.2f})"
+    return ("reproduced" if test["diff"] * sign > 0 else "reversed") + f" (p = {test['p']:.3f})"
+
+
+def directions(results: dict[str, list[dict]], protocol: str = "fast") -> tuple[str, list[dict]]:
+    """Each Table 1 direction whose two variants were run: Welch's t-test over seeds, a verdict, Markdown."""
+    keys = {"fid": "fid", "cls": _CLS_KEYS[protocol][0]}
+    rows = []
+    for claim, a, b, metric, sign, paper in DIRECTIONS:
+        va = [r[keys[metric]] for r in results.get(a, []) if r.get(keys[metric]) is not None]
+        vb = [r[keys[metric]] for r in results.get(b, []) if r.get(keys[metric]) is not None]
+        if not va or not vb:
+            continue
+        scale = 100.0 if metric == "cls" else 1.0
+        test = welch([v * scale for v in va], [v * scale for v in vb])
+        rows.append({"claim": claim, "a": a, "b": b, "metric": metric, "paper_sign": sign,
+                     "paper_diff": paper[0] - paper[1], **test, "verdict": verdict(test, sign)})
+    if not rows:
+        return "", rows
+    lines = [f"Directions (Welch's t-test over seeds, two-sided, verdict at p < {ALPHA}; Cls. in points):", "",
+             "| claim | A - B | paper | measured (95% interval) | seeds | verdict |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        ci = "" if r["ci95"] is None else f" ({r['ci95'][0]:+.2f} to {r['ci95'][1]:+.2f})"
+        lines.append(f"| {r['claim']} | {r['a']} - {r['b']} ({r['metric']}) | {r['paper_diff']:+.2f} | "
+                     f"{r['diff']:+.2f}{ci} | {r['n'][0]}, {r['n'][1]} | {r['verdict']} |")
+    return "\n".join(lines), rows
 
 
 def mean_std(values: list[float]) -> tuple[float, float] | None:
@@ -141,10 +208,12 @@ def ablate_cli(args) -> int:
             atomic_write_text(done, json.dumps(res, indent=2))
             results[variant].append(res)
     md, table = summarise(results, args.protocol)
+    dmd, drows = directions(results, args.protocol)
+    md = md + ("\n\n" + dmd if dmd else "")
     print(md)
     atomic_write_text(out / "ablation.md", md + "\n")
     atomic_write_text(out / "ablation.json", json.dumps(
         {"scale": args.scale, "protocol": args.protocol, "protocol_description": PROTOCOLS[args.protocol],
-         "eval_every": eval_every or None, "rows": table}, indent=2))
+         "eval_every": eval_every or None, "rows": table, "directions": drows}, indent=2))
     print(f"tables: {out / 'ablation.md'}, {out / 'ablation.json'}")
     return 0

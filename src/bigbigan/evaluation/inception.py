@@ -14,6 +14,8 @@ Images enter in the package's convention: float in [-1, 1], [B, 1 | 3, H, W].
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -100,7 +102,12 @@ def default_features_path() -> Path | None:
     return None
 
 
-FEATURE_PRECISIONS = ("fp32", "fp32-eager", "bf16")
+def cxx_available() -> bool:
+    """Whether torch.compile's CPU backend finds its C++ compiler ($CXX, else g++)."""
+    return shutil.which(os.environ.get("CXX", "g++")) is not None
+
+
+FEATURE_PRECISIONS = ("fp32", "fp32-eager", "fp32-compiled", "bf16", "bf16-compiled")
 DEFAULT_FEATURE_PRECISION = "fp32"
 
 
@@ -115,19 +122,31 @@ class InceptionFeatures(nn.Module):
       contiguous, i.e. NCHW); equal to the reference up to fp32 rounding.
     - ``"bf16"``: the eager graph under bf16 autocast (convolutions in bf16, the final average in fp32); 2.6x
       the reference's images/s on the dev CPU, FID on 2,000 real images per side 1.2% off (BENCHMARKS.md).
+    - ``"fp32-compiled"`` / ``"bf16-compiled"``: the same eager graph through ``torch.compile`` with inductor's
+      weight freezing (conv + ReLU fused, weights pre-packed); about half a minute of compilation on the first
+      batch, so it pays back on thousands of images (a 10K FID), not on a quick check. Every batch runs at the
+      first batch's size (a shorter last batch is padded), so nothing compiles twice.
     """
 
     def __init__(self, net: nn.Module, precision: str = "fp32") -> None:
         super().__init__()
         if precision not in FEATURE_PRECISIONS:
             raise ValueError(f"precision must be one of {FEATURE_PRECISIONS}, got {precision!r}")
+        if precision.endswith("-compiled") and not cxx_available():
+            raise InceptionUnavailable(f"--inception-precision {precision} compiles C++ and needs a compiler "
+                                       "(apt-get install g++, or set CXX); fp32-eager and bf16 do not")
         self.precision = precision
         self.net = net.eval()
         for param in self.net.parameters():
             param.requires_grad_(False)
         self.eager: InceptionLogits | None = None
+        self._pool = None
+        self._batch = 0  # compiled modes: the batch size every call runs at
         if precision != "fp32":
             self.eager = fold_batchnorm(logits_graph_from_features(self.net)).to(memory_format=torch.channels_last)
+            self._pool = self.eager.pool_features
+            if precision.endswith("-compiled"):
+                self._pool = torch.compile(self.eager.pool_features, options={"freezing": True}, dynamic=False)
 
     @classmethod
     def load(cls, path: str | Path | None = None, precision: str = "fp32") -> InceptionFeatures:
@@ -149,9 +168,14 @@ class InceptionFeatures(nn.Module):
         x = inception_preprocess(x)
         if self.eager is None:
             return self.net(x).reshape(x.shape[0], -1)
+        n = x.shape[0]
+        if self.precision.endswith("-compiled"):  # one batch size: a shorter batch is padded, never recompiled
+            self._batch = self._batch or n
+            if n < self._batch:
+                x = torch.cat([x, x.new_zeros(self._batch - n, *x.shape[1:])])
         x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            return self.eager.pool_features(x).float()
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision.startswith("bf16")):
+            return self._pool(x).float()[:n]
 
 
 def logits_graph_from_features(script: nn.Module) -> InceptionLogits:
