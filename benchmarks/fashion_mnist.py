@@ -23,17 +23,17 @@ import argparse
 import datetime
 import json
 import platform
-import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
 
+from bigbigan.ablate import mean_std
 from bigbigan.data import load_eval_tensors, open_source
 from bigbigan.evaluation.features import extract_features
 from bigbigan.evaluation.run import evaluate, representation_metrics
-from bigbigan.files import atomic_write_text
+from bigbigan.files import atomic_write_text, read_jsonl
 from bigbigan.nets import build_models
 from bigbigan.presets import resolve
 from bigbigan.runtime import tune_allocator
@@ -107,9 +107,8 @@ NUMERIC = ["linear_top1", "linear_bn_crelu_top1", "linear_sweep_top1", "knn_d1_k
 
 def train_val_curve(run: Path) -> list[dict]:
     """The periodic evaluations of a run: step, minutes of training so far and the fast probe's train_val top-1."""
-    recs = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
     return [{"step": r["step"], "minutes": r.get("minutes"), "train_val_top1": r["train_val_top1"]}
-            for r in recs if "train_val_top1" in r]
+            for r in read_jsonl(run / "metrics.jsonl") if "train_val_top1" in r]
 
 
 def mean_over_seeds(per_seed: list[dict]) -> dict:
@@ -117,10 +116,8 @@ def mean_over_seeds(per_seed: list[dict]) -> dict:
     out: dict = {}
     std: dict = {}
     for k in NUMERIC:
-        vals = [r[k] for r in per_seed if r.get(k) is not None]
-        if len(vals) == len(per_seed):
-            out[k] = statistics.fmean(vals)
-            std[k] = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        if all(r.get(k) is not None for r in per_seed):
+            out[k], std[k] = mean_std([r[k] for r in per_seed])
     out["fid_samples"] = per_seed[0].get("fid_samples")
     return {**out, "std": std, "seeds": per_seed}
 

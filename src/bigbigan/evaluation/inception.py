@@ -132,7 +132,8 @@ class InceptionFeatures(nn.Module):
         super().__init__()
         if precision not in FEATURE_PRECISIONS:
             raise ValueError(f"precision must be one of {FEATURE_PRECISIONS}, got {precision!r}")
-        if precision.endswith("-compiled") and not cxx_available():
+        self.compiled = precision.endswith("-compiled")
+        if self.compiled and not cxx_available():
             raise InceptionUnavailable(f"--inception-precision {precision} compiles C++ and needs a compiler "
                                        "(apt-get install g++, or set CXX); fp32-eager and bf16 do not")
         self.precision = precision
@@ -145,7 +146,7 @@ class InceptionFeatures(nn.Module):
         if precision != "fp32":
             self.eager = fold_batchnorm(logits_graph_from_features(self.net)).to(memory_format=torch.channels_last)
             self._pool = self.eager.pool_features
-            if precision.endswith("-compiled"):
+            if self.compiled:
                 self._pool = torch.compile(self.eager.pool_features, options={"freezing": True}, dynamic=False)
 
     @classmethod
@@ -169,7 +170,7 @@ class InceptionFeatures(nn.Module):
         if self.eager is None:
             return self.net(x).reshape(x.shape[0], -1)
         n = x.shape[0]
-        if self.precision.endswith("-compiled"):  # one batch size: a shorter batch is padded, never recompiled
+        if self.compiled:  # one batch size: a shorter batch is padded, never recompiled
             self._batch = self._batch or n
             if n < self._batch:
                 x = torch.cat([x, x.new_zeros(self._batch - n, *x.shape[1:])])
