@@ -13,6 +13,9 @@
 3. evaluates the baselines with the same code: raw pixels, the same encoder at its random initialisation, and
    the same encoder trained with labels (cross-entropy) for ``--supervised-minutes`` (``--baselines keep``
    copies those rows, with their own date and command, from the existing results file instead);
+   ``--fid-10k PRECISION`` adds FID/KID of 10K EMA samples against 10K training images (``fid_10k``,
+   ``kid_10k``) with that Inception mode. A seed's evaluation already on disk for its last checkpoint, with the
+   same settings (``eval.json``, ``eval_fid10k_<precision>.json``), is reused (``--reevaluate``: compute again);
 4. writes ``benchmarks/results/fashion_mnist.json``: one object per model; for ``trained`` the figures are the
    mean over seeds, with ``std`` and a ``seeds`` list holding each seed's object; prints a Markdown table.
 """
@@ -30,8 +33,10 @@ from pathlib import Path
 import torch
 
 from bigbigan.ablate import mean_std
+from bigbigan.checkpoint import list_checkpoints
 from bigbigan.data import load_eval_tensors, open_source
 from bigbigan.evaluation.features import extract_features
+from bigbigan.evaluation.inception import FEATURE_PRECISIONS
 from bigbigan.evaluation.run import evaluate, representation_metrics
 from bigbigan.files import atomic_write_text, read_jsonl
 from bigbigan.nets import build_models
@@ -102,7 +107,7 @@ def pick(res: dict) -> dict:
 
 
 NUMERIC = ["linear_top1", "linear_bn_crelu_top1", "linear_sweep_top1", "knn_d1_k25_top1", "knn_d1_k5_top1",
-           "knn_d2_k25_top1", "fid", "kid", "rel_l1", "minutes", "iterations"]
+           "knn_d2_k25_top1", "fid", "kid", "rel_l1", "fid_10k", "kid_10k", "minutes", "iterations"]
 
 
 def train_val_curve(run: Path) -> list[dict]:
@@ -122,13 +127,47 @@ def mean_over_seeds(per_seed: list[dict]) -> dict:
     return {**out, "std": std, "seeds": per_seed}
 
 
+def reusable(path: Path, settings: dict, keys: list[str]) -> dict | None:
+    """The evaluation saved at ``path`` if it is of the run's last checkpoint, made with ``settings`` (key: value
+    as recorded in the file) and holds every one of ``keys``; else None."""
+    if not path.is_file():
+        return None
+    res = json.loads(path.read_text())
+    ckpts = list_checkpoints(path.parent)
+    if (not ckpts or res.get("step") != ckpts[-1][0] or "failed" in res
+            or any(res.get(k) != v for k, v in settings.items()) or any(res.get(k) is None for k in keys)):
+        return None
+    return res
+
+
+def evaluated(run: Path, name: str, metrics: list[str], settings: dict, keys: list[str], force: bool,
+              **kw) -> dict:
+    """``run/name`` if reusable (see ``reusable``) and not ``force``, else a new evaluation written there."""
+    res = None if force else reusable(run / name, settings, keys)
+    if res is not None:
+        print(f"{run / name}: reused (step {res['step']})")
+        return res
+    res = evaluate(run, metrics, **kw)
+    atomic_write_text(run / name, json.dumps(res, indent=2))  # eval.json as `bigbigan eval` writes it: report, shipping
+    return res
+
+
 def train_and_evaluate(cfg, run: Path, args) -> dict:
     summary = run_training(cfg, run)
-    res = evaluate(run, METRICS + ["recon", "fid", "kid"], fid_samples=args.fid_samples,
-                   probe_steps=args.probe_steps)
-    atomic_write_text(run / "eval.json", json.dumps(res, indent=2))  # as `bigbigan eval` does: report, shipping
-    return {**pick(res), "seed": cfg.train.seed, "minutes": summary["seconds"] / 60, "iterations": summary["step"],
-            "train_val_curve": train_val_curve(run)}
+    res = evaluated(run, "eval.json", METRICS + ["recon", "fid", "kid"],
+                    {"fid_samples": args.fid_samples, "linear_avepool_step": args.probe_steps,
+                     "inception_precision": "fp32"},
+                    ["linear_avepool_top1", "knn_d1_k25_top1", "fid", "kid", "rel_l1"], args.reevaluate,
+                    fid_samples=args.fid_samples, probe_steps=args.probe_steps)
+    out = {**pick(res), "seed": cfg.train.seed, "minutes": summary["seconds"] / 60, "iterations": summary["step"],
+           "train_val_curve": train_val_curve(run)}
+    if args.fid_10k:
+        big = evaluated(run, f"eval_fid10k_{args.fid_10k}.json", ["fid", "kid"],
+                        {"fid_samples": 10000, "inception_precision": args.fid_10k}, ["fid", "kid"],
+                        args.reevaluate, fid_samples=10000, inception_precision=args.fid_10k)
+        out.update({"fid_10k": big["fid"], "kid_10k": big["kid"], "kid_10k_std": big.get("kid_std"),
+                    "fid_10k_inception": args.fid_10k, "fid_10k_seconds": big["timings_s"].get("generation")})
+    return out
 
 
 def main(argv=None) -> int:
@@ -144,6 +183,9 @@ def main(argv=None) -> int:
     p.add_argument("--baselines", choices=["run", "keep"], default="run",
                    help="keep: copy the pixels / random_init / supervised rows from the existing --json")
     p.add_argument("--set", action="append", default=[], help="config overrides for the BigBiGAN run")
+    p.add_argument("--fid-10k", choices=FEATURE_PRECISIONS,
+                   help="also FID/KID of 10K EMA samples vs 10K training images, with this Inception mode")
+    p.add_argument("--reevaluate", action="store_true", help="evaluate again even where a current result is saved")
     args = p.parse_args(argv)
     tune_allocator()
     out = Path(args.out)
@@ -189,7 +231,7 @@ def main(argv=None) -> int:
     for seed in seeds:
         (out / f"seed{seed}" / "baselines.json").write_text(json.dumps(baselines, indent=2))
     cols = ["linear_top1", "linear_bn_crelu_top1", "linear_sweep_top1", "knn_d1_k25_top1", "knn_d1_k5_top1",
-            "fid", "kid", "rel_l1", "minutes", "iterations"]
+            "fid", "kid", "rel_l1", *(["fid_10k", "kid_10k"] if args.fid_10k else []), "minutes", "iterations"]
     print("| model | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, r in results.items():

@@ -1,0 +1,47 @@
+"""Logic of the benchmark scripts that decides which figures get published (no training here)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(tmp_path, steps, res):
+    (tmp_path / "checkpoints").mkdir()
+    for s in steps:
+        (tmp_path / "checkpoints" / f"ckpt-{s:08d}.pt").write_bytes(b"")
+    (tmp_path / "eval.json").write_text(json.dumps(res))
+    return tmp_path / "eval.json"
+
+
+def test_fashion_mnist_reuses_only_a_current_evaluation_with_the_same_settings(tmp_path):
+    fm = _module("fashion_mnist")
+    res = {"step": 20, "fid_samples": 2000, "inception_precision": "fp32", "fid": 23.4, "linear_avepool_top1": 0.87}
+    path = _run(tmp_path, [10, 20], res)
+    want = {"fid_samples": 2000, "inception_precision": "fp32"}
+    assert fm.reusable(path, want, ["fid", "linear_avepool_top1"]) == res
+    assert fm.reusable(path, {**want, "fid_samples": 10000}, ["fid"]) is None  # other settings
+    assert fm.reusable(path, want, ["fid", "kid"]) is None  # a figure missing
+    (tmp_path / "checkpoints" / f"ckpt-{30:08d}.pt").write_bytes(b"")
+    assert fm.reusable(path, want, ["fid"]) is None  # a newer checkpoint: stale
+    path.write_text(json.dumps({**res, "step": 30, "failed": "RuntimeError: boom"}))
+    assert fm.reusable(path, want, ["fid"]) is None  # a failed evaluation
+    assert fm.reusable(tmp_path / "absent.json", want, ["fid"]) is None
+
+
+def test_fashion_mnist_mean_over_seeds_keeps_each_seed(tmp_path):
+    fm = _module("fashion_mnist")
+    seeds = [{"linear_top1": 0.8, "fid_10k": 14.0, "fid_samples": 2000}, {"linear_top1": 0.9, "fid_10k": 16.0,
+                                                                          "fid_samples": 2000}]
+    out = fm.mean_over_seeds(seeds)
+    assert abs(out["linear_top1"] - 0.85) < 1e-12 and abs(out["fid_10k"] - 15.0) < 1e-12
+    assert abs(out["std"]["fid_10k"] - 2 ** 0.5) < 1e-12  # sample std
+    assert out["seeds"] == seeds and "kid" not in out  # only figures every seed has
