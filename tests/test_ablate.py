@@ -1,6 +1,11 @@
 """`bigbigan ablate`: variants x seeds trained and evaluated, Table 1's form, resumable, fail-fast on typos."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
@@ -100,6 +105,54 @@ def test_ablate_trains_each_variant_and_seed_then_skips_finished_runs(tmp_path, 
     assert {p: p.stat().st_mtime_ns for p in out.rglob("ckpt-*.pt")} == stamps  # nothing retrained
     assert main(argv + ["--protocol", "paper"]) == 2  # finished fast runs are not mixed into a paper table
     assert "holds runs of --protocol fast" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # 2 trainings and FIDs in worker processes
+def test_ablate_jobs_runs_each_variant_in_its_own_process_then_summarises(tmp_path, capsys):
+    out = tmp_path / "abl"
+    argv = ["ablate", "--scale", "tiny", "--variants", "base,no-unaries", "--seeds", "1", "--steps", "2",
+            "--fid-samples", "10", "--probe-steps", "20", "--out", str(out), "--jobs", "2"]
+    assert main(argv) == 0
+    log = capsys.readouterr().out
+    assert "2 runs, 2 at a time, 1 thread(s) each" in log
+    assert log.count(": started (log ") == 2 and log.count(": finished") == 2
+    assert log.count("done, skipped") == 2  # the parent only reads what its workers wrote
+    table = json.loads((out / "ablation.json").read_text())
+    assert list(table["rows"]) == ["base", "no-unaries"] and all(r["seeds"] == 1 for r in table["rows"].values())
+    for variant in ("base", "no-unaries"):
+        assert "training in" in (out / "logs" / f"{variant}-seed0.log").read_text()
+        assert json.loads((out / variant / "seed0" / "eval.json").read_text())["fid"] > 0
+    assert yaml.safe_load((out / "no-unaries" / "seed0" / "config.yaml").read_text())["objective"]["terms"] == ["xz"]
+
+
+@pytest.mark.slow
+def test_ablate_jobs_passes_sigterm_on_so_every_run_saves_then_exits_143(tmp_path):
+    out = tmp_path / "abl"
+    cmd = [sys.executable, "-m", "bigbigan", "ablate", "--scale", "tiny", "--variants", "base,no-unaries",
+           "--steps", "100000", "--out", str(out), "--jobs", "2", "--set", "train.ckpt_every=100000",
+           "--set", "data.train_val_size=100"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "2"})
+    stats = [out / v / "seed0" / "stats.jsonl" for v in ("base", "no-unaries")]
+    deadline = time.time() + 180
+    while time.time() < deadline and not all(p.is_file() for p in stats):
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 143, err
+    for v in ("base", "no-unaries"):
+        assert list((out / v / "seed0" / "checkpoints").glob("ckpt-*.pt")), v  # saved on the way out
+        assert not (out / v / "seed0" / "eval.json").exists()
+
+
+def test_ablate_rejects_zero_jobs_and_a_bad_cell_in_one_line(tmp_path, capsys):
+    base = ["ablate", "--scale", "tiny", "--variants", "base", "--steps", "2", "--out", str(tmp_path / "abl")]
+    assert main(base + ["--jobs", "0"]) == 2
+    assert "--jobs 0" in capsys.readouterr().err
+    assert main(base + ["--cell", "no-unaries:0"]) == 2
+    assert "--cell 'no-unaries:0'" in capsys.readouterr().err
+    assert not (tmp_path / "abl" / "base").exists()
 
 
 def test_ablate_paper_protocol_early_stops_on_train_val_and_probes_augmented_inputs(tmp_path, capsys):

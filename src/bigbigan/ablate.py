@@ -12,21 +12,33 @@ produce:
 - ``paper`` (App. A, Table 1): a train_val probe every ``--eval-every`` steps during training, the checkpoint
   with the best train_val accuracy (early stopping), the classifier trained on freshly augmented inputs
   ("linear-paper"), and Cls. = its train_val accuracy, as Table 1 reports, with the test split beside it.
+
+``--jobs N`` trains and evaluates N runs at a time, each in its own process (``bigbigan ablate ... --cell
+VARIANT:SEED``, its output in ``OUT/logs/VARIANT-seedN.log``) with the machine's threads split between them: on a
+small CPU, separate single-thread runs get more iterations per second in all than one run using every core
+(BENCHMARKS.md). The tables are written once every run is finished, exactly as with one job.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import statistics
+import subprocess
+import sys
+import time
 import warnings
 from pathlib import Path
 
+import torch
 from scipy import stats as sps
 
 from . import presets
 from .config import ConfigError, option_overrides
 from .evaluation.run import check_requirements, evaluate
 from .files import atomic_write_text
+from .train.signals import stop_signals
 from .workflows import train
 
 PROTOCOLS = {
@@ -168,6 +180,8 @@ def _eval_every(args, scale_default: int) -> int:
 def ablate_cli(args) -> int:
     if args.protocol not in PROTOCOLS:  # fail fast, before hours of training
         raise ConfigError(f"unknown --protocol {args.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: give 1 or more runs at a time")
     paper = args.protocol == "paper"
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in variants:  # fail fast on a typo, before hours of training
@@ -177,36 +191,22 @@ def ablate_cli(args) -> int:
     metrics = (["linear-paper"] if paper else ["linear"]) + ["fid"] + (["is"] if args.inception_weights else [])
     check_requirements(metrics, inception_weights=args.inception_weights)  # before hours of training
     _claim_protocol(out, args.protocol)  # after every check: a refused ablation leaves nothing behind
+    cells = [(variant, seed) for seed in range(args.seeds) for variant in variants]  # seed-major: an
+    # ablation stopped part-way still has every variant at least once
+    if args.cell:
+        cells = [_parse_cell(args.cell, variants, args.seeds)]
+    elif args.jobs > 1:
+        status = _run_jobs(args, [c for c in cells if not (out / c[0] / f"seed{c[1]}" / "eval.json").is_file()], out)
+        if status:
+            return status
     results: dict[str, list[dict]] = {v: [] for v in variants}
-    # Seed-major: an ablation stopped part-way still has every variant at least once.
-    for seed in range(args.seeds):
-        for variant in variants:
-            run = out / variant / f"seed{seed}"
-            done = run / "eval.json"
-            if done.is_file():
-                print(f"== {variant} seed {seed}: done, skipped")
-                results[variant].append(json.loads(done.read_text()))
-                continue
-            # Under --minutes the step target is a placeholder far away, unless --steps is given too.
-            steps = args.steps or (100000000 if args.minutes else None)
-            sets = option_overrides(args.set, data=args.data, data_dir=args.data_dir, steps=steps,
-                                    minutes=args.minutes or None, seed=seed) + [f"train.eval_every={eval_every}"]
-            trained = run / "train.json"
-            if trained.is_file():  # a finished training is never extended by a rerun: only evaluation is redone
-                print(f"== {variant} seed {seed}: trained, evaluating again in {run}")
-            else:
-                print(f"== {variant} seed {seed}: training in {run}")
-                summary = train(presets.resolve(args.scale, variant, sets), run, periodic_eval=paper)
-                if summary["stopped_by"] not in ("steps", "minutes"):  # a signal: the run is not finished
-                    return 130 if summary["stopped_by"] == "SIGINT" else 143
-                atomic_write_text(trained, json.dumps(summary, indent=2))
-            # paper: the checkpoint with the best periodic train_val accuracy (early stopping, App. A)
-            res = evaluate(run, metrics, which="best" if paper else "latest", fid_samples=args.fid_samples,
-                           probe_steps=args.probe_steps, features=("avepool",),
-                           inception_weights=args.inception_weights, pictures=False)
-            res["protocol"] = args.protocol
-            atomic_write_text(done, json.dumps(res, indent=2))
-            results[variant].append(res)
+    for variant, seed in cells:
+        res = _run_cell(args, variant, seed, out / variant / f"seed{seed}", metrics, eval_every, paper)
+        if isinstance(res, int):  # stopped by a signal: not finished
+            return res
+        results[variant].append(res)
+    if args.cell:
+        return 0
     md, table = summarise(results, args.protocol)
     dmd, drows = directions(results, args.protocol)
     md = md + ("\n\n" + dmd if dmd else "")
@@ -217,3 +217,73 @@ def ablate_cli(args) -> int:
          "eval_every": eval_every or None, "rows": table, "directions": drows}, indent=2))
     print(f"tables: {out / 'ablation.md'}, {out / 'ablation.json'}")
     return 0
+
+
+def _run_cell(args, variant: str, seed: int, run: Path, metrics: list[str], eval_every: int,
+              paper: bool) -> dict | int:
+    """Train (or resume) and evaluate one variant x seed; its eval.json, or the exit status of a stopped run."""
+    done = run / "eval.json"
+    if done.is_file():
+        print(f"== {variant} seed {seed}: done, skipped")
+        return json.loads(done.read_text())
+    # Under --minutes the step target is a placeholder far away, unless --steps is given too.
+    steps = args.steps or (100000000 if args.minutes else None)
+    sets = option_overrides(args.set, data=args.data, data_dir=args.data_dir, steps=steps,
+                            minutes=args.minutes or None, seed=seed) + [f"train.eval_every={eval_every}"]
+    trained = run / "train.json"
+    if trained.is_file():  # a finished training is never extended by a rerun: only evaluation is redone
+        print(f"== {variant} seed {seed}: trained, evaluating again in {run}")
+    else:
+        print(f"== {variant} seed {seed}: training in {run}")
+        summary = train(presets.resolve(args.scale, variant, sets), run, periodic_eval=paper)
+        if summary["stopped_by"] not in ("steps", "minutes"):  # a signal: the run is not finished
+            return 130 if summary["stopped_by"] == "SIGINT" else 143
+        atomic_write_text(trained, json.dumps(summary, indent=2))
+    # paper: the checkpoint with the best periodic train_val accuracy (early stopping, App. A)
+    res = evaluate(run, metrics, which="best" if paper else "latest", fid_samples=args.fid_samples,
+                   probe_steps=args.probe_steps, features=("avepool",),
+                   inception_weights=args.inception_weights, pictures=False)
+    res["protocol"] = args.protocol
+    atomic_write_text(done, json.dumps(res, indent=2))
+    return res
+
+
+def _parse_cell(cell: str, variants: list[str], seeds: int) -> tuple[str, int]:
+    variant, _, seed = cell.rpartition(":")
+    if variant not in variants or not seed.isdigit() or int(seed) >= seeds:
+        raise ConfigError(f"--cell {cell!r}: expected VARIANT:SEED with VARIANT in --variants and SEED < --seeds")
+    return variant, int(seed)
+
+
+def _run_jobs(args, cells: list[tuple[str, int]], out: Path) -> int:
+    """Run ``cells`` as ``bigbigan ablate ... --cell V:S`` subprocesses, ``args.jobs`` at a time, the threads split
+    between them. Returns 0 when every one finished, else the first failing exit status (the other running jobs
+    are let finish, or on an interrupt stopped with SIGINT so they save a checkpoint, and no new one starts)."""
+    threads = max(1, torch.get_num_threads() // args.jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    (out / "logs").mkdir(parents=True, exist_ok=True)
+    pending, running, status = list(cells), {}, 0
+    print(f"== {len(cells)} runs, {args.jobs} at a time, {threads} thread(s) each; logs in {out / 'logs'}")
+    with stop_signals() as stop:
+        while (pending or running) and not stop:
+            while pending and len(running) < args.jobs and not status:
+                variant, seed = pending.pop(0)
+                log = out / "logs" / f"{variant}-seed{seed}.log"
+                cmd = [sys.executable, "-m", "bigbigan", *args.argv, "--cell", f"{variant}:{seed}", "--jobs", "1"]
+                with open(log, "ab") as fh:
+                    running[subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)] = (variant, seed, log)
+                print(f"== {variant} seed {seed}: started (log {log})", flush=True)
+            for proc in [p for p in running if p.poll() is not None]:
+                variant, seed, log = running.pop(proc)
+                print(f"== {variant} seed {seed}: " + ("finished" if proc.returncode == 0 else
+                                                       f"failed (exit {proc.returncode}); see {log}"), flush=True)
+                status = status or proc.returncode
+            pending = [] if status else pending
+            time.sleep(0.2)
+        if stop:  # Ctrl-C or SIGTERM: passed on, so each run saves its checkpoint and a rerun resumes it
+            for proc in running:
+                proc.send_signal(getattr(signal, stop.name))
+            for proc in running:
+                proc.wait()
+            return 130 if stop.name == "SIGINT" else 143
+    return status

@@ -323,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", help="data source override")
     ap.add_argument("--data-dir")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="runs trained and evaluated at a time, each a process with its share of the threads "
+                         "(default 1; 2 on a 2-core CPU: more iterations per second in all, BENCHMARKS.md)")
+    ap.add_argument("--cell", help=argparse.SUPPRESS)  # VARIANT:SEED: run only that one (--jobs's worker)
     ap.set_defaults(func=cmd_ablate)
     add_tool_parsers(sub)
     return p
@@ -330,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `ablate --jobs` starts its workers with these
     try:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # here, so a closed pipe is reported below and not at interpreter exit
