@@ -21,24 +21,18 @@ import tempfile
 import time
 
 
-def child(scale: str, warmup: int, iterations: int) -> None:
+def random_image_trainer(scale: str, sets: list[str], run_dir: str):
+    """The ``scale`` base trainer (config overrides ``sets``) on fixed random images held in memory, in training
+    mode: timing it measures the model, not the loader."""
     import torch
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    class OpCounter(TorchDispatchMode):
-        n = 0
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            self.n += 1
-            return func(*args, **(kwargs or {}))
 
     from bigbigan.presets import resolve
     from bigbigan.train.loop import Trainer
 
-    cfg = resolve(scale, "base", ["train.image_every=100000", "train.ckpt_every=100000"])
+    cfg = resolve(scale, "base", ["train.image_every=100000", "train.ckpt_every=100000", *sets])
     m = cfg.model
 
-    class RandomStream:  # the trainer's stream interface on fixed random images: no loader in the timing
+    class RandomStream:  # the trainer's stream interface
         def __init__(self) -> None:
             g = torch.Generator().manual_seed(0)
             self.x = torch.rand(cfg.optim.batch_size, m.channels, m.resolution, m.resolution, generator=g) * 2 - 1
@@ -54,10 +48,24 @@ def child(scale: str, warmup: int, iterations: int) -> None:
         def load_state_dict(self, state: dict) -> None:
             pass
 
+    trainer = Trainer(cfg, run_dir, stream=RandomStream(), progress=False)
+    for module in trainer.modules():
+        module.train()
+    return trainer
+
+
+def child(scale: str, warmup: int, iterations: int) -> None:
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpCounter(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.n += 1
+            return func(*args, **(kwargs or {}))
+
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = Trainer(cfg, run_dir, stream=RandomStream(), progress=False)
-        for m_ in trainer.modules():
-            m_.train()
+        trainer = random_image_trainer(scale, [], run_dir)
         for _ in range(warmup):
             trainer.train_iteration()
         t, c = time.perf_counter(), time.process_time()
