@@ -22,7 +22,6 @@ small CPU, separate single-thread runs get more iterations per second in all tha
 from __future__ import annotations
 
 import json
-import os
 import signal
 import statistics
 import subprocess
@@ -38,6 +37,7 @@ from . import presets
 from .config import ConfigError, option_overrides
 from .evaluation.run import check_requirements, evaluate
 from .files import atomic_write_text
+from .runtime import worker_env
 from .train.signals import stop_signals
 from .workflows import train
 
@@ -260,7 +260,7 @@ def _run_jobs(args, cells: list[tuple[str, int]], out: Path) -> int:
     between them. Returns 0 when every one finished, else the first failing exit status (the other running jobs
     are let finish, or on an interrupt stopped with SIGINT so they save a checkpoint, and no new one starts)."""
     threads = max(1, torch.get_num_threads() // args.jobs)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    env = worker_env(threads)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     pending, running, status = list(cells), {}, 0
     print(f"== {len(cells)} runs, {args.jobs} at a time, {threads} thread(s) each; logs in {out / 'logs'}")

@@ -23,6 +23,7 @@ import sys
 
 import torch
 
+from . import dist as bdist
 from . import presets
 from .ablate import ablate_cli
 from .checkpoint import CheckpointError
@@ -126,7 +127,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     warn_if_contended()
     cfg = _train_config(args)
     summary = train(cfg, args.out, device=args.device, progress=not args.no_progress)
-    print(f"run directory: {args.out} (config.yaml, checkpoints/, images/, stats.jsonl, tb/, ema.safetensors)")
+    if bdist.launched_as_main():  # under torchrun, once
+        print(f"run directory: {args.out} (config.yaml, checkpoints/, images/, stats.jsonl, tb/, ema.safetensors)")
     if summary["stopped_by"] in SIGNAL_EXIT:
         return SIGNAL_EXIT[summary["stopped_by"]]
     return 0 if summary["stopped_by"] in ("steps", "minutes") else 1

@@ -55,6 +55,11 @@ def info() -> DistInfo:
     return DistInfo()
 
 
+def launched_as_main() -> bool:
+    """Rank 0 of the launch (torchrun's RANK), also after the process group is shut down."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

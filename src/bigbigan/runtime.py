@@ -57,3 +57,8 @@ def warn_if_contended() -> None:
     hint = contention_hint(load, os.cpu_count() or 1, torch.get_num_threads())
     if hint:
         print(hint, file=sys.stderr, flush=True)
+
+
+def worker_env(threads: int) -> dict[str, str]:
+    """This process's environment for a worker process given ``threads`` of the cores (OMP_NUM_THREADS)."""
+    return {**os.environ, "OMP_NUM_THREADS": str(threads)}
