@@ -11,7 +11,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributed.nn.functional import all_reduce
+from torch.distributed import _functional_collectives as funcol
 
 
 def _normalize(v: Tensor, eps: float = 1e-12) -> Tensor:
@@ -108,7 +108,9 @@ class CrossReplicaBatchNorm2d(nn.BatchNorm2d):
         xf = x.float()
         n_local = torch.tensor([x.shape[0] * x.shape[2] * x.shape[3]], dtype=torch.float32, device=x.device)
         stats = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), n_local])
-        stats = all_reduce(stats)
+        # the differentiable functional all-reduce (its backward all-reduces the gradients); PyTorch deprecates
+        # torch.distributed.nn.functional.all_reduce in its favour
+        stats = funcol.wait_tensor(funcol.all_reduce(stats, "sum", dist.group.WORLD))
         c = x.shape[1]
         n = stats[-1]
         mean = stats[:c] / n
