@@ -48,13 +48,14 @@ class EncoderGenerator(nn.Module):
 def forward_modules(GE: EncoderGenerator, D: nn.Module, world: int, device: torch.device, compile: bool
                     ) -> tuple[nn.Module, nn.Module]:
     """(G+E, D) as the phases call them: each in its own DDP under torchrun (each phase synchronises only its
-    own gradients; buffers are not broadcast: cross-replica BN keeps them identical), then ``torch.compile``."""
+    own gradients; buffers are not synchronised in forward: cross-replica BN keeps them identical; the one sync at
+    wrapping copies rank 0's, identical already: same seed or same checkpoint), then ``torch.compile``."""
     ge_fwd: nn.Module = GE
     d_fwd: nn.Module = D
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
-        ge_fwd = DDP(GE, device_ids=ids, broadcast_buffers=False)
-        d_fwd = DDP(D, device_ids=ids, broadcast_buffers=False)
+        ge_fwd = DDP(GE, device_ids=ids, forward_sync_buffers=False)
+        d_fwd = DDP(D, device_ids=ids, forward_sync_buffers=False)
     if compile:
         ge_fwd = torch.compile(ge_fwd)
         d_fwd = torch.compile(d_fwd)
