@@ -257,8 +257,8 @@ def _parse_cell(cell: str, variants: list[str], seeds: int) -> tuple[str, int]:
 
 def _run_jobs(args, cells: list[tuple[str, int]], out: Path) -> int:
     """Run ``cells`` as ``bigbigan ablate ... --cell V:S`` subprocesses, ``args.jobs`` at a time, the threads split
-    between them. Returns 0 when every one finished, else the first failing exit status (the other running jobs
-    are let finish, or on an interrupt stopped with SIGINT so they save a checkpoint, and no new one starts)."""
+    between them. Returns 0 when every one finished, else the first failing exit status (no new job starts; the
+    running ones finish). SIGINT / SIGTERM is passed on to the running jobs, which checkpoint and stop: 130 / 143."""
     threads = max(1, torch.get_num_threads() // args.jobs)
     env = worker_env(threads)
     (out / "logs").mkdir(parents=True, exist_ok=True)
