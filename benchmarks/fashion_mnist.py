@@ -127,15 +127,19 @@ def mean_over_seeds(per_seed: list[dict]) -> dict:
     return {**out, "std": std, "seeds": per_seed}
 
 
+# Settings that evaluations written before they were recorded used (evaluate's defaults then).
+UNRECORDED = {"probe_steps": 5000}
+
+
 def reusable(path: Path, settings: dict, keys: list[str]) -> dict | None:
     """The evaluation saved at ``path`` if it is of the run's last checkpoint, made with ``settings`` (key: value
-    as recorded in the file) and holds every one of ``keys``; else None."""
+    as recorded in the file, ``UNRECORDED`` where it is not) and holds every one of ``keys``; else None."""
     if not path.is_file():
         return None
     res = json.loads(path.read_text())
     ckpts = list_checkpoints(path.parent)
     if (not ckpts or res.get("step") != ckpts[-1][0] or "failed" in res
-            or any(res.get(k) != v for k, v in settings.items()) or any(res.get(k) is None for k in keys)):
+            or any(res.get(k, UNRECORDED.get(k)) != v for k, v in settings.items()) or any(res.get(k) is None for k in keys)):
         return None
     return res
 
@@ -155,8 +159,7 @@ def evaluated(run: Path, name: str, metrics: list[str], settings: dict, keys: li
 def train_and_evaluate(cfg, run: Path, args) -> dict:
     summary = run_training(cfg, run)
     res = evaluated(run, "eval.json", METRICS + ["recon", "fid", "kid"],
-                    {"fid_samples": args.fid_samples, "linear_avepool_step": args.probe_steps,
-                     "inception_precision": "fp32"},
+                    {"fid_samples": args.fid_samples, "probe_steps": args.probe_steps, "inception_precision": "fp32"},
                     ["linear_avepool_top1", "knn_d1_k25_top1", "fid", "kid", "rel_l1"], args.reevaluate,
                     fid_samples=args.fid_samples, probe_steps=args.probe_steps)
     out = {**pick(res), "seed": cfg.train.seed, "minutes": summary["seconds"] / 60, "iterations": summary["step"],

@@ -35,6 +35,9 @@ def test_fashion_mnist_reuses_only_a_current_evaluation_with_the_same_settings(t
     path.write_text(json.dumps({**res, "step": 30, "failed": "RuntimeError: boom"}))
     assert fm.reusable(path, want, ["fid"]) is None  # a failed evaluation
     assert fm.reusable(tmp_path / "absent.json", want, ["fid"]) is None
+    path.write_text(json.dumps({**res, "step": 30}))  # written before probe_steps was recorded: the default then
+    assert fm.reusable(path, {"probe_steps": 5000}, ["fid"]) is not None
+    assert fm.reusable(path, {"probe_steps": 1000}, ["fid"]) is None
 
 
 def test_fashion_mnist_mean_over_seeds_keeps_each_seed(tmp_path):

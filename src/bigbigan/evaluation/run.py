@@ -183,6 +183,8 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     res.update({"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
                 "split": split, "subset_seed": subset_seed, "train_limit": train_limit,
                 "standing_stats_batches": loaded.standing_stats_batches, "timings_s": {}})
+    if {"linear", "linear-sweep", "linear-paper"} & set(metrics):
+        res["probe_steps"] = probe_steps
     pics = loaded.run_dir / "eval" if pictures else None
     need_e = {"linear", "linear-sweep", "linear-paper", "knn", "recon"} & set(metrics)
     if need_e and loaded.E is None:
@@ -291,7 +293,7 @@ def evaluate_cli(args) -> int:
     feats = ("avepool", "bn-crelu") if args.feature == "both" else (args.feature,)
     res: dict = {}
     meta = ("checkpoint", "step", "scale", "variant", "split", "subset_seed", "train_limit",
-            "standing_stats_batches", "timings_s")
+            "standing_stats_batches", "timings_s", "probe_steps")
     try:
         evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
                  split=args.split, fid_samples=args.fid_samples, probe_steps=args.probe_steps, features=feats,
