@@ -156,13 +156,26 @@ def evaluated(run: Path, name: str, metrics: list[str], settings: dict, keys: li
     return res
 
 
+def training_minutes(run: Path, summary: dict) -> float | None:
+    """Minutes of training behind the run's last step, kept in ``run/train.json`` across resumed sessions (a
+    rerun of a finished run trains 0 iterations and reads it back); None when unknown."""
+    record = run / "train.json"
+    prev = json.loads(record.read_text()) if record.is_file() else None
+    if summary["iterations"] == 0:
+        return prev["seconds"] / 60 if prev and prev["step"] == summary["step"] else None
+    before = prev["seconds"] if prev and prev["step"] == summary["step"] - summary["iterations"] else 0.0
+    atomic_write_text(record, json.dumps({"step": summary["step"], "seconds": before + summary["seconds"]}))
+    return (before + summary["seconds"]) / 60
+
+
 def train_and_evaluate(cfg, run: Path, args) -> dict:
     summary = run_training(cfg, run)
+    minutes = training_minutes(run, summary)
     res = evaluated(run, "eval.json", METRICS + ["recon", "fid", "kid"],
                     {"fid_samples": args.fid_samples, "probe_steps": args.probe_steps, "inception_precision": "fp32"},
                     ["linear_avepool_top1", "knn_d1_k25_top1", "fid", "kid", "rel_l1"], args.reevaluate,
                     fid_samples=args.fid_samples, probe_steps=args.probe_steps)
-    out = {**pick(res), "seed": cfg.train.seed, "minutes": summary["seconds"] / 60, "iterations": summary["step"],
+    out = {**pick(res), "seed": cfg.train.seed, "minutes": minutes, "iterations": summary["step"],
            "train_val_curve": train_val_curve(run)}
     if args.fid_10k:
         big = evaluated(run, f"eval_fid10k_{args.fid_10k}.json", ["fid", "kid"],

@@ -48,3 +48,12 @@ def test_fashion_mnist_mean_over_seeds_keeps_each_seed(tmp_path):
     assert abs(out["linear_top1"] - 0.85) < 1e-12 and abs(out["fid_10k"] - 15.0) < 1e-12
     assert abs(out["std"]["fid_10k"] - 2 ** 0.5) < 1e-12  # sample std
     assert out["seeds"] == seeds and "kid" not in out  # only figures every seed has
+
+
+def test_fashion_mnist_training_minutes_add_up_over_resumes_and_survive_a_finished_rerun(tmp_path):
+    fm = _module("fashion_mnist")
+    assert fm.training_minutes(tmp_path, {"step": 10, "iterations": 0, "seconds": 1.0}) is None  # unknown
+    assert fm.training_minutes(tmp_path, {"step": 100, "iterations": 100, "seconds": 600.0}) == 10.0
+    assert fm.training_minutes(tmp_path, {"step": 150, "iterations": 50, "seconds": 300.0}) == 15.0  # resumed
+    assert fm.training_minutes(tmp_path, {"step": 150, "iterations": 0, "seconds": 2.0}) == 15.0  # finished: rerun
+    assert fm.training_minutes(tmp_path, {"step": 160, "iterations": 0, "seconds": 2.0}) is None
