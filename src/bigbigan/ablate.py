@@ -196,12 +196,12 @@ def ablate_cli(args) -> int:
     if args.cell:
         cells = [_parse_cell(args.cell, variants, args.seeds)]
     elif args.jobs > 1:
-        status = _run_jobs(args, [c for c in cells if not (out / c[0] / f"seed{c[1]}" / "eval.json").is_file()], out)
+        status = _run_jobs(args, [(v, sd) for v, sd in cells if not (_run_dir(out, v, sd) / "eval.json").is_file()], out)
         if status:
             return status
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for variant, seed in cells:
-        res = _run_cell(args, variant, seed, out / variant / f"seed{seed}", metrics, eval_every, paper)
+        res = _run_cell(args, variant, seed, _run_dir(out, variant, seed), metrics, eval_every, paper)
         if isinstance(res, int):  # stopped by a signal: not finished
             return res
         results[variant].append(res)
@@ -217,6 +217,10 @@ def ablate_cli(args) -> int:
          "eval_every": eval_every or None, "rows": table, "directions": drows}, indent=2))
     print(f"tables: {out / 'ablation.md'}, {out / 'ablation.json'}")
     return 0
+
+
+def _run_dir(out: Path, variant: str, seed: int) -> Path:
+    return out / variant / f"seed{seed}"
 
 
 def _run_cell(args, variant: str, seed: int, run: Path, metrics: list[str], eval_every: int,
