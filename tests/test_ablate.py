@@ -191,3 +191,11 @@ def test_ablate_rejects_an_unknown_variant_before_training(tmp_path, capsys):
     assert main(["ablate", "--scale", "tiny", "--variants", "base,no-unaires", "--steps", "2", "--out", str(out)]) == 2
     assert "no-unaires" in capsys.readouterr().err
     assert not (out / "base").exists()
+
+
+def test_ablate_passes_the_inception_precision_to_each_runs_fid(tmp_path):
+    out = tmp_path / "abl"
+    assert main(["ablate", "--scale", "tiny", "--variants", "base", "--steps", "1", "--fid-samples", "10",
+                 "--probe-steps", "5", "--inception-precision", "bf16", "--out", str(out)]) == 0
+    res = json.loads((out / "base" / "seed0" / "eval.json").read_text())
+    assert res["inception_precision"] == "bf16" and res["fid"] > 0

@@ -246,7 +246,8 @@ def _run_cell(args, variant: str, seed: int, run: Path, metrics: list[str], eval
     # paper: the checkpoint with the best periodic train_val accuracy (early stopping, App. A)
     res = evaluate(run, metrics, which="best" if paper else "latest", fid_samples=args.fid_samples,
                    probe_steps=args.probe_steps, features=("avepool",),
-                   inception_weights=args.inception_weights, pictures=False)
+                   inception_weights=args.inception_weights, pictures=False,
+                   inception_precision=getattr(args, "inception_precision", None))
     res["protocol"] = args.protocol
     atomic_write_text(done, json.dumps(res, indent=2))
     return res
