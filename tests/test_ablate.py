@@ -72,6 +72,16 @@ def test_directions_give_a_verdict_that_follows_the_data():
     assert by["no unaries (BiGAN's objective) hurt FID"]["verdict"].startswith("not resolved")
     assert "↑E LR improves Cls." not in by  # its variants were not run
     assert "| x unary improves FID | base - z-unary-only (fid) | -8.29 |" in md
+    # another measure in FID's place (a second generation measure): tested and labelled by its own key
+    for r in res.values():
+        for run in r:
+            run["cfd"] = -run["fid"]  # the opposite ordering: the FID verdict must turn round
+    md2, rows2 = directions(res, fid_key="cfd")
+    by2 = {r["claim"]: r for r in rows2}
+    assert by2["x unary improves FID"]["verdict"].startswith("reversed")
+    assert by2["x unary improves FID"]["diff"] == pytest.approx(41.1666667 - 31.0)
+    assert by2["stochastic E improves Cls."]["diff"] == pytest.approx(-10.0)  # Cls. unchanged
+    assert "| x unary improves FID | base - z-unary-only (cfd) |" in md2
 
 
 @pytest.mark.slow  # 4 trainings and FIDs (minutes on 2 cores)

@@ -93,9 +93,13 @@ def verdict(test: dict, sign: int) -> str:
     return ("reproduced" if test["diff"] * sign > 0 else "reversed") + f" (p = {test['p']:.3f})"
 
 
-def directions(results: dict[str, list[dict]], protocol: str = "fast") -> tuple[str, list[dict]]:
-    """Each Table 1 direction whose two variants were run: Welch's t-test over seeds, a verdict, Markdown."""
-    keys = {"fid": "fid", "cls": _CLS_KEYS[protocol][0]}
+def directions(results: dict[str, list[dict]], protocol: str = "fast", *, fid_key: str = "fid",
+               cls_key: str | None = None) -> tuple[str, list[dict]]:
+    """Each Table 1 direction whose two variants were run: Welch's t-test over seeds, a verdict, Markdown.
+
+    ``fid_key`` / ``cls_key``: the per-seed result keys that stand for FID and Cls. (default: ``fid`` and the
+    protocol's Cls. column), so a second generation measure or the test column can be tested the same way."""
+    keys = {"fid": fid_key, "cls": cls_key or _CLS_KEYS[protocol][0]}
     rows = []
     for claim, a, b, metric, sign, paper in DIRECTIONS:
         va = [r[keys[metric]] for r in results.get(a, []) if r.get(keys[metric]) is not None]
@@ -104,7 +108,8 @@ def directions(results: dict[str, list[dict]], protocol: str = "fast") -> tuple[
             continue
         scale = 100.0 if metric == "cls" else 1.0
         test = welch([v * scale for v in va], [v * scale for v in vb])
-        rows.append({"claim": claim, "a": a, "b": b, "metric": metric, "paper_sign": sign,
+        label = metric if keys[metric] in ("fid", _CLS_KEYS[protocol][0]) else keys[metric]
+        rows.append({"claim": claim, "a": a, "b": b, "metric": metric, "label": label, "paper_sign": sign,
                      "paper_diff": paper[0] - paper[1], **test, "verdict": verdict(test, sign)})
     if not rows:
         return "", rows
@@ -112,7 +117,7 @@ def directions(results: dict[str, list[dict]], protocol: str = "fast") -> tuple[
              "| claim | A - B | paper | measured (95% interval) | seeds | verdict |", "|---|---|---|---|---|---|"]
     for r in rows:
         ci = "" if r["ci95"] is None else f" ({r['ci95'][0]:+.2f} to {r['ci95'][1]:+.2f})"
-        lines.append(f"| {r['claim']} | {r['a']} - {r['b']} ({r['metric']}) | {r['paper_diff']:+.2f} | "
+        lines.append(f"| {r['claim']} | {r['a']} - {r['b']} ({r['label']}) | {r['paper_diff']:+.2f} | "
                      f"{r['diff']:+.2f}{ci} | {r['n'][0]}, {r['n'][1]} | {r['verdict']} |")
     return "\n".join(lines), rows
 
