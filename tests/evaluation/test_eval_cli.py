@@ -91,3 +91,24 @@ def test_eval_inception_score_with_user_weights(tmp_path, capsys, train_tiny):
     assert main(["eval", str(run), "--metrics", "is", "--fid-samples", "20", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
     assert res["is"] is None and "--inception-weights" in res["is_note"]
+
+
+def test_eval_linear_paper_alone_encodes_no_train_sub_features(tmp_path, monkeypatch, train_tiny):
+    """The augmented probe encodes fresh training crops itself: the 50K train_sub features would be wasted."""
+    from bigbigan.evaluation import run as eval_run
+
+    run = tmp_path / "run"
+    train_tiny(run)
+    splits = []
+    real = eval_run.cached_features
+    monkeypatch.setattr(eval_run, "cached_features", lambda loaded, split, **kw: (splits.append(split),
+                                                                                   real(loaded, split, **kw))[1])
+    assert main(["eval", str(run), "--metrics", "linear-paper", "--probe-steps", "20", "--json",
+                 str(tmp_path / "e.json")]) == 0
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert "train_sub" not in splits and {"train_val", "test"} <= set(splits)
+    assert 0 < res["linear_paper_avepool_top1"] <= 1 and res["feature_dim"] > 0
+    splits.clear()
+    assert main(["eval", str(run), "--metrics", "linear", "--probe-steps", "20", "--json",
+                 str(tmp_path / "e2.json")]) == 0
+    assert "train_sub" in splits  # the fast probe trains on it

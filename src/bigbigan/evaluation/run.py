@@ -193,12 +193,19 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     if {"linear", "linear-sweep", "linear-paper", "knn"} & set(metrics):
         t0 = time.monotonic()
         kw = {"data_dir": data_dir, "device": device, "progress": progress}
-        tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, subset_seed=subset_seed, **kw)
+        # the augmented probe encodes fresh training crops itself: train_sub's features only for the others
+        need_train = bool({"linear", "linear-sweep", "knn"} & set(metrics))
+        if need_train:
+            tr_f, tr_y = cached_features(loaded, "train_sub", limit=train_limit, subset_seed=subset_seed, **kw)
         va_f, va_y = cached_features(loaded, "train_val", **kw)
         te_f, te_y = cached_features(loaded, split, **kw)
         res["timings_s"]["features"] = time.monotonic() - t0
-        res.update(representation_metrics((tr_f, tr_y), (va_f, va_y), (te_f, te_y), metrics,
-                                          probe_steps=probe_steps, features=features, timings=res["timings_s"]))
+        if need_train:
+            res.update(representation_metrics((tr_f, tr_y), (va_f, va_y), (te_f, te_y), metrics,
+                                              probe_steps=probe_steps, features=features,
+                                              timings=res["timings_s"]))
+        else:
+            res["feature_dim"] = va_f.shape[1]
         if "linear-paper" in metrics:
             t0 = time.monotonic()
             res.update(augmented_probe(loaded, (va_f, va_y), (te_f, te_y), steps=probe_steps, device=device,
