@@ -85,6 +85,7 @@ def test_directions_give_a_verdict_that_follows_the_data():
 
 
 @pytest.mark.slow  # 4 trainings and FIDs (minutes on 2 cores)
+@pytest.mark.inception
 def test_ablate_trains_each_variant_and_seed_then_skips_finished_runs(tmp_path, capsys):
     out = tmp_path / "abl"
     argv = ["ablate", "--scale", "tiny", "--variants", "base,no-unaries", "--seeds", "2", "--steps", "2",
@@ -118,6 +119,7 @@ def test_ablate_trains_each_variant_and_seed_then_skips_finished_runs(tmp_path, 
 
 
 @pytest.mark.slow  # 2 trainings and FIDs in worker processes
+@pytest.mark.inception
 def test_ablate_jobs_runs_each_variant_in_its_own_process_then_summarises(tmp_path, capsys):
     out = tmp_path / "abl"
     argv = ["ablate", "--scale", "tiny", "--variants", "base,no-unaries", "--seeds", "1", "--steps", "2",
@@ -136,6 +138,7 @@ def test_ablate_jobs_runs_each_variant_in_its_own_process_then_summarises(tmp_pa
 
 
 @pytest.mark.slow
+@pytest.mark.inception  # ablate's default metrics include fid: refused before training without it
 def test_ablate_jobs_passes_sigterm_on_so_every_run_saves_then_exits_143(tmp_path):
     out = tmp_path / "abl"
     cmd = [sys.executable, "-m", "bigbigan", "ablate", "--scale", "tiny", "--variants", "base,no-unaries",
@@ -156,6 +159,7 @@ def test_ablate_jobs_passes_sigterm_on_so_every_run_saves_then_exits_143(tmp_pat
         assert not (out / v / "seed0" / "eval.json").exists()
 
 
+@pytest.mark.inception  # fid (a default metric) is checked before --jobs and --cell
 def test_ablate_rejects_zero_jobs_and_a_bad_cell_in_one_line(tmp_path, capsys):
     base = ["ablate", "--scale", "tiny", "--variants", "base", "--steps", "2", "--out", str(tmp_path / "abl")]
     assert main(base + ["--jobs", "0"]) == 2
@@ -165,6 +169,7 @@ def test_ablate_rejects_zero_jobs_and_a_bad_cell_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "abl" / "base").exists()
 
 
+@pytest.mark.inception
 def test_ablate_paper_protocol_early_stops_on_train_val_and_probes_augmented_inputs(tmp_path, capsys):
     out = tmp_path / "abl"
     assert main(["ablate", "--scale", "tiny", "--variants", "base", "--seeds", "1", "--steps", "4",
@@ -203,6 +208,7 @@ def test_ablate_rejects_an_unknown_variant_before_training(tmp_path, capsys):
     assert not (out / "base").exists()
 
 
+@pytest.mark.inception
 def test_ablate_passes_the_inception_precision_to_each_runs_fid(tmp_path):
     out = tmp_path / "abl"
     assert main(["ablate", "--scale", "tiny", "--variants", "base", "--steps", "1", "--fid-samples", "10",

@@ -143,6 +143,7 @@ def test_eval_of_a_checkpoint_file_writes_beside_it(tmp_path):
 
 
 @pytest.mark.slow  # trains, then FID through Inception
+@pytest.mark.inception
 def test_ablate_rerun_after_failed_evaluation_only_evaluates(tmp_path, monkeypatch, capsys):
     import bigbigan.ablate
     import bigbigan.evaluation.run as er
@@ -190,13 +191,13 @@ def test_resume_drops_log_lines_past_the_checkpoint_and_readers_skip_a_torn_line
 # ---- errors that need a run of their own --------------------------------------------------------------------
 
 
-def test_nan_at_step_one_does_not_claim_a_good_checkpoint(tmp_path):
+def test_nan_at_step_one_does_not_claim_a_good_checkpoint(tmp_path, device):
     from bigbigan.data import build_stream
     from bigbigan.presets import resolve
     from bigbigan.train.loop import Trainer, TrainingError
 
     cfg = resolve("tiny", "base", ["train.steps=3", "train.log_every=1", "data.train_val_size=100"])
-    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), device=device, progress=False)
     original = trainer.phase_loss
     trainer.phase_loss = lambda phase, batch: original(phase, batch) * float("nan")
     with pytest.raises(TrainingError) as info:

@@ -5,6 +5,7 @@ import io
 import json
 import re
 
+import pytest
 from PIL import Image
 
 from bigbigan.checkpoint import best_checkpoint, list_checkpoints
@@ -38,6 +39,7 @@ def test_eval_writes_table_and_json_and_report_embeds_loadable_images(tmp_path, 
     assert "linear_avepool_top1" in html
 
 
+@pytest.mark.inception  # the default metrics include fid, whose requirement is checked before the run
 def test_eval_of_a_missing_run_is_one_line(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "nope")]) == 2
     assert "neither a run directory nor a checkpoint" in capsys.readouterr().err

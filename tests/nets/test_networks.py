@@ -12,23 +12,24 @@ from bigbigan.objective import Scores, discriminator_loss, encoder_generator_los
 from bigbigan.presets import VARIANTS, resolve
 
 
-def build(cfg):
+def build(cfg, device="cpu"):
     m = cfg.model
-    return build_generator(m), build_discriminator(m, cfg.objective.terms), build_encoder(m)
+    G, D, E = build_generator(m), build_discriminator(m, cfg.objective.terms), build_encoder(m)  # RNG order kept
+    return G.to(device), D.to(device), E.to(device) if E is not None else None
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
-def test_every_variant_builds_and_scores_at_tiny_scale(variant):
+def test_every_variant_builds_and_scores_at_tiny_scale(variant, device):
     cfg = resolve("tiny", variant)
     m = cfg.model
-    G, D, E = build(cfg)
-    z = torch.randn(3, m.z_dim)
+    G, D, E = build(cfg, device)
+    z = torch.randn(3, m.z_dim).to(device)
     x = G(z)
-    assert x.shape == (3, m.channels, m.resolution, m.resolution)
+    assert x.shape == (3, m.channels, m.resolution, m.resolution) and x.device == device
     assert x.std(0).mean() > 1e-3  # different z give different images (a G that ignores z would not)
     z_real = None
     if E is not None:
-        out = E(torch.randn(3, m.channels, m.e_resolution, m.e_resolution))
+        out = E(torch.randn(3, m.channels, m.e_resolution, m.e_resolution).to(device))
         assert out.z.shape == (3, m.z_dim) and out.feature.shape == (3, E.feature_dim)
         assert (out.sigma is not None) == m.encoder.stochastic  # the config says what ran
         if m.prior == "uniform":
@@ -43,11 +44,11 @@ def test_every_variant_builds_and_scores_at_tiny_scale(variant):
 
 
 @pytest.mark.parametrize("resolution", [8, 16, 32, 64, 128, 256])
-def test_generator_and_discriminator_at_every_resolution(resolution):
+def test_generator_and_discriminator_at_every_resolution(resolution, device):
     G = build_generator(resolve("tiny", "base", [f"model.resolution={resolution}", "model.generator.attention=0",
-                                                 "model.discriminator.attention=0"]).model)
-    D = build_discriminator(resolve("tiny", "base", [f"model.resolution={resolution}"]).model, ("x",))
-    x = G(torch.randn(2, G.z_dim))
+                                                 "model.discriminator.attention=0"]).model).to(device)
+    D = build_discriminator(resolve("tiny", "base", [f"model.resolution={resolution}"]).model, ("x",)).to(device)
+    x = G(torch.randn(2, G.z_dim).to(device))
     assert x.shape == (2, 1, resolution, resolution)
     assert D(x).x.shape == (2,)
 
@@ -65,25 +66,26 @@ def test_spectral_norm_exactly_in_g_and_d_not_in_e():
     assert not any(isinstance(mod, SpectralNormMixin) for mod in E.modules())
 
 
-def test_spectral_norm_bounds_the_largest_singular_value():
+def test_spectral_norm_bounds_the_largest_singular_value(device):
     # A fixed matrix: 30 power iterations reach 1e-3 for most random ones but not all (7% of seeds miss), so the
     # test no longer depends on the global RNG state that the tests before it leave.
     torch.manual_seed(0)
     layer = SNLinear(20, 10)
     with torch.no_grad():
         layer.weight.mul_(50)
+    layer.to(device)
     for _ in range(30):  # power iterations converge over training forwards
-        layer(torch.randn(2, 20))
+        layer(torch.randn(2, 20).to(device))
     layer.eval()
-    sigma = torch.linalg.matrix_norm(layer.sn_weight().detach(), ord=2)
+    sigma = torch.linalg.matrix_norm(layer.sn_weight().detach().cpu(), ord=2)
     assert sigma == pytest.approx(1.0, abs=1e-3)
 
 
-def test_gradients_reach_only_the_phase_owners():
+def test_gradients_reach_only_the_phase_owners(device):
     cfg = resolve("tiny", "base")
-    G, D, E = build(cfg)
-    x_real = torch.randn(4, 1, 16, 16)
-    z_fake = torch.randn(4, cfg.model.z_dim)
+    G, D, E = build(cfg, device)
+    x_real = torch.randn(4, 1, 16, 16).to(device)
+    z_fake = torch.randn(4, cfg.model.z_dim).to(device)
 
     def scores():
         x_fake, enc = G(z_fake), E(x_real)

@@ -32,27 +32,27 @@ def _run(ema: EMA, live: OneParam, values: list[float]) -> list[float]:
     return out
 
 
-def test_ema_copies_until_the_start_step_then_applies_the_fixed_decay():
-    live = OneParam()
+def test_ema_copies_until_the_start_step_then_applies_the_fixed_decay(device):
+    live = OneParam().to(device)
     ema = EMA(live, decay=0.75, start=2)
     # updates 1, 2: copies (1, 2); 3: 0.75 * 2 + 0.25 * 3 = 2.25; 4: 0.75 * 2.25 + 0.25 * 4 = 2.6875;
     # 5: 0.75 * 2.6875 + 0.25 * 5 = 3.265625 (all exact in binary floating point)
     assert _run(ema, live, [1.0, 2.0, 3.0, 4.0, 5.0]) == [1.0, 2.0, 2.25, 2.6875, 3.265625]
-    assert ema.num_updates == 5
+    assert ema.num_updates == 5 and ema.model.w.device == device
 
 
-def test_ema_with_start_zero_averages_from_the_initial_weights():
-    live = OneParam()  # w = 0 at construction: the EMA starts as that copy
+def test_ema_with_start_zero_averages_from_the_initial_weights(device):
+    live = OneParam().to(device)  # w = 0 at construction: the EMA starts as that copy
     ema = EMA(live, decay=0.75, start=0)
     # 1: 0.75 * 0 + 0.25 * 4 = 1; 2: 0.75 * 1 + 0.25 * 8 = 2.75
     assert _run(ema, live, [4.0, 8.0]) == [1.0, 2.75]
 
 
-def test_ema_resumes_from_its_state_dict():
-    live = OneParam()
+def test_ema_resumes_from_its_state_dict(device):
+    live = OneParam().to(device)
     a = EMA(live, decay=0.75, start=2)
     _run(a, live, [1.0, 2.0, 3.0])
-    b = EMA(OneParam(), decay=0.75, start=2)
+    b = EMA(OneParam().to(device), decay=0.75, start=2)
     b.load_state_dict(a.state_dict())
     assert _run(b, live, [4.0]) == [2.6875]  # continues with the decay, not with a copy
 

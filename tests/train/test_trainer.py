@@ -12,15 +12,15 @@ from bigbigan.train import loop
 from bigbigan.train.loop import Trainer
 
 
-def _trainer(tmp_path, *extra):
+def _trainer(tmp_path, device, *extra):
     cfg = resolve("tiny", "base", ["train.image_every=1000", "data.train_val_size=100", *extra])
-    return Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    return Trainer(cfg, tmp_path, stream=build_stream(cfg), device=device, progress=False)
 
 
-def test_real_pairs_enter_both_losses_as_real_and_generated_pairs_as_fake(tmp_path, monkeypatch):
+def test_real_pairs_enter_both_losses_as_real_and_generated_pairs_as_fake(tmp_path, monkeypatch, device):
     """Record what G, E and D see and what reaches the loss functions: real = (x, E(x)), fake = (G(z), z), in
     the D phases and in the E+G phase."""
-    tr = _trainer(tmp_path)
+    tr = _trainer(tmp_path, device)
     events = []
     tr.G.register_forward_hook(lambda m, a, out: events.append(("G", a[0].detach(), out.detach())))
     tr.E.register_forward_hook(lambda m, a, out: events.append(("E", a[0].detach(), out.z.detach())))
@@ -65,8 +65,9 @@ def test_real_pairs_enter_both_losses_as_real_and_generated_pairs_as_fake(tmp_pa
             assert torch.equal(getattr(fake, name).detach(), s[n:]), name
 
 
-def test_d_takes_two_optimiser_steps_per_iteration_and_e_g_one(tmp_path):
-    tr = _trainer(tmp_path)
+def test_d_takes_two_optimiser_steps_per_iteration_and_e_g_one(tmp_path, device):
+    tr = _trainer(tmp_path, device)
+    assert tr.G.linear.weight.device == device
     n = 3
     for _ in range(n):
         tr.train_iteration()
@@ -78,10 +79,10 @@ def test_d_takes_two_optimiser_steps_per_iteration_and_e_g_one(tmp_path):
     assert tr.step == n
 
 
-def test_ema_of_g_and_e_matches_hand_computed_values(tmp_path):
+def test_ema_of_g_and_e_matches_hand_computed_values(tmp_path, device):
     """tiny: decay 0.9, start 2. After iteration t: t <= 2: ema = live; t > 2: ema = 0.9 ema + 0.1 live; buffers
     (BN statistics, SN vectors) are the live ones."""
-    tr = _trainer(tmp_path)
+    tr = _trainer(tmp_path, device)
     assert (tr.cfg.optim.ema_decay, tr.cfg.optim.ema_start) == (0.9, 2)
     expected = {}
     for t in range(1, 5):
@@ -100,12 +101,12 @@ def test_ema_of_g_and_e_matches_hand_computed_values(tmp_path):
     assert any(not torch.equal(p, tr.G.get_parameter(k)) for k, p in tr.ema_G.model.named_parameters())
 
 
-def test_encoder_sample_is_mu_plus_sigma_times_eps_with_softplus_sigma():
+def test_encoder_sample_is_mu_plus_sigma_times_eps_with_softplus_sigma(device):
     cfg = resolve("tiny")
     torch.manual_seed(0)
-    E = build_encoder(cfg.model)
-    x = torch.randn(5, cfg.model.channels, cfg.model.e_resolution, cfg.model.e_resolution)
-    eps = torch.randn(5, cfg.model.z_dim, generator=torch.Generator().manual_seed(3))
+    E = build_encoder(cfg.model).to(device)
+    x = torch.randn(5, cfg.model.channels, cfg.model.e_resolution, cfg.model.e_resolution).to(device)
+    eps = torch.randn(5, cfg.model.z_dim, generator=torch.Generator().manual_seed(3)).to(device)
     E.eval()
     out = E(x, eps)
     with torch.no_grad():
@@ -122,24 +123,24 @@ def test_encoder_sample_is_mu_plus_sigma_times_eps_with_softplus_sigma():
     torch.testing.assert_close(E(x).z, a)
 
 
-def test_trainer_feeds_d_the_encoder_sample_drawn_with_its_own_noise(tmp_path):
+def test_trainer_feeds_d_the_encoder_sample_drawn_with_its_own_noise(tmp_path, device):
     """In training, E gets eps from the trainer's checkpointed generator and D sees z = mu + sigma * eps."""
-    tr = _trainer(tmp_path)
+    tr = _trainer(tmp_path, device)
     seen = []
     tr.E.register_forward_hook(lambda m, a, out: seen.append((a[1], out)))
     tr.train_iteration()
     assert len(seen) == 3
     for eps, out in seen:
-        assert eps is not None and eps.shape == out.mu.shape
+        assert eps is not None and eps.shape == out.mu.shape and eps.device == device
         torch.testing.assert_close(out.z, out.mu + out.sigma * eps)
     assert not torch.equal(seen[0][0], seen[1][0])  # fresh noise per phase
     assert abs(float(torch.cat([e for e, _ in seen]).std()) - 1.0) < 0.3  # N(0, I) noise, not a constant
 
 
 @pytest.mark.parametrize("variant", ["deterministic-e"])
-def test_deterministic_encoder_gets_no_noise(tmp_path, variant):
+def test_deterministic_encoder_gets_no_noise(tmp_path, variant, device):
     cfg = resolve("tiny", variant, ["train.image_every=1000", "data.train_val_size=100"])
-    tr = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    tr = Trainer(cfg, tmp_path, stream=build_stream(cfg), device=device, progress=False)
     seen = []
     tr.E.register_forward_hook(lambda m, a, out: seen.append((a[1], out)))
     tr.train_iteration()

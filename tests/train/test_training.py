@@ -30,8 +30,8 @@ def params(state):
 
 
 @pytest.mark.parametrize("variant", ["base", "no-unaries", "deterministic-e", "no-e-gan", "high-res-e-256"])
-def test_tiny_run_trains_and_checkpoints(tmp_path, variant):
-    summary = run_training(tiny(variant, "train.steps=2"), tmp_path, progress=False, device="cpu")
+def test_tiny_run_trains_and_checkpoints(tmp_path, variant, device):
+    summary = run_training(tiny(variant, "train.steps=2"), tmp_path, progress=False, device=str(device))
     assert summary["step"] == 2
     state = load_latest(tmp_path)
     assert state["step"] == 2 and ("E" in state) == (variant != "no-e-gan")
@@ -40,9 +40,9 @@ def test_tiny_run_trains_and_checkpoints(tmp_path, variant):
     assert (tmp_path / "ema.safetensors").is_file() and (tmp_path / "config.yaml").is_file()
 
 
-def test_training_changes_weights_and_ema_lags(tmp_path):
+def test_training_changes_weights_and_ema_lags(tmp_path, device):
     cfg = tiny("base", "train.steps=3")
-    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), device=device, progress=False)
     g0 = {k: v.clone() for k, v in trainer.G.state_dict().items()}
     trainer.fit()
     g1 = trainer.G.state_dict()
@@ -51,10 +51,11 @@ def test_training_changes_weights_and_ema_lags(tmp_path):
     assert any(not torch.equal(ema[k], g1[k]) for k in g1 if k.endswith("weight"))
 
 
-def test_resume_continues_bitwise_identically(tmp_path):
-    full = run_training(tiny("base", "train.steps=4"), tmp_path / "a", progress=False)
-    run_training(tiny("base", "train.steps=2"), tmp_path / "b", progress=False)
-    run_training(tiny("base", "train.steps=4"), tmp_path / "b", progress=False)
+def test_resume_continues_bitwise_identically(tmp_path, device):
+    # On CUDA the `device` fixture turns on deterministic algorithms: the two runs must then agree bit for bit.
+    full = run_training(tiny("base", "train.steps=4"), tmp_path / "a", progress=False, device=str(device))
+    run_training(tiny("base", "train.steps=2"), tmp_path / "b", progress=False, device=str(device))
+    run_training(tiny("base", "train.steps=4"), tmp_path / "b", progress=False, device=str(device))
     a, b = load_latest(tmp_path / "a"), load_latest(tmp_path / "b")
     assert full["step"] == b["step"] == 4
     for k, v in params(a).items():
@@ -105,9 +106,9 @@ def test_sigterm_saves_a_checkpoint_and_exits_143(tmp_path):
     assert state is not None and state["step"] >= 1
 
 
-def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+def test_kill_during_checkpoint_write_keeps_previous_checkpoint(tmp_path, monkeypatch, device):
     cfg = tiny("base", "train.steps=1")
-    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), device=device, progress=False)
     trainer.fit()
     good = list_checkpoints(tmp_path)
     assert [s for s, _ in good] == [1]
@@ -149,9 +150,9 @@ def test_atomic_write_text_keeps_the_old_file_when_the_write_dies(tmp_path, monk
     assert target.read_text() == '{"new": 2}'
 
 
-def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path):
+def test_nan_loss_stops_training_and_keeps_last_good_checkpoint(tmp_path, device):
     cfg = tiny("base", "train.steps=6", "train.ckpt_every=2")
-    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), progress=False)
+    trainer = Trainer(cfg, tmp_path, stream=build_stream(cfg), device=device, progress=False)
     original = trainer.phase_loss
 
     def poisoned(phase, batch):
