@@ -411,7 +411,7 @@ def section_tests(ctx: argparse.Namespace, out: dict, save) -> None:
     log = ctx.work / "tests.log"
     workers = ["-n", "8"] if not ctx.dry_run else []
     sel = ["tests/train/test_trainer.py"] if ctx.dry_run else []
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-v", "-rfE", *workers,
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-v", "-rfE", *workers,
            "--device", ctx.device.type, *sel]
     r = _run(cmd, log, ctx.deadline - time.time() - 5, env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")})
     text = log.read_text(errors="replace")

@@ -9,4 +9,6 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     && export PYTHONPATH=/tmp/site
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# batch-size search: an out-of-memory attempt must not leave the next one a fragmented cache
+export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}"
 exec python3 benchmarks/gpu_check.py --out "${OUT:-gpu-check-out}" "$@"

@@ -16,7 +16,8 @@ from bigbigan.checkpoint import load_latest
 pytestmark = pytest.mark.slow  # torchrun subprocesses
 
 LAUNCH = str(Path(__file__).with_name("launch.py"))  # injects test-only behaviour, then runs the CLI
-ARGS = ["train", "--scale", "tiny", "--steps", "3", "--no-progress", "--set", "optim.batch_size=8",
+# --device cpu: these are the gloo scale-out tests; on a machine with one GPU, 2 ranks would ask for cuda:1
+ARGS = ["train", "--scale", "tiny", "--steps", "3", "--no-progress", "--device", "cpu", "--set", "optim.batch_size=8",
         "--set", "train.image_every=1000", "--set", "data.train_val_size=100", "--set", "train.ckpt_every=1000"]
 
 
@@ -76,7 +77,7 @@ def test_evaluation_under_torchrun_matches_one_process(tmp_path):
     _run(run, 1)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     ev = ["-m", "bigbigan", "eval", str(run), "--metrics", "linear,knn", "--probe-steps", "30",
-          "--feature", "avepool"]
+          "--feature", "avepool", "--device", "cpu"]
     for name, pre in (("one", []), ("two", ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"])):
         cmd = [sys.executable, *pre, *ev, "--json", str(tmp_path / f"{name}.json")]
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
