@@ -386,13 +386,17 @@ def section_train128(ctx: argparse.Namespace, out: dict, save) -> None:
     save()
     minutes = max(0.5, (ctx.deadline - time.time() - 75) / 60)  # leaves time for start-up and the checkpoint
     batch = 8 if ctx.dry_run else ctx.train_batch
+    speed = ctx.out / "speed.json"
+    fits = json.loads(speed.read_text()).get("imagenet128_eager", {}).get("batch") if speed.is_file() else None
+    if fits and not ctx.dry_run:  # never more than the speed section found to fit
+        batch = min(batch, fits)
     scale = "tiny" if ctx.dry_run else "imagenet128"
     cmd = [sys.executable, "-m", "bigbigan", "train", "--scale", scale, "--data", "folder", "--data-dir", str(data),
            "--minutes", f"{minutes:.2f}", "--steps", "10000000", "--precision", "bf16", "--device", ctx.device.type, "--no-progress",
            "--set", f"optim.batch_size={batch}", "--set", f"train.channels_last={ctx.device.type == 'cuda'}",
            "--set", f"data.num_workers={0 if ctx.dry_run else 6}", "--set", "train.log_every=10",
            "--set", "train.image_every=100", "--set", "train.ckpt_every=1000000",
-           "--set", f"data.train_val_size={5 * per_class}", "--out", str(run)]
+           "--set", f"data.train_val_size={per_class}", "--out", str(run)]
     out["minutes"], out["batch"] = minutes, batch
     r = _run(cmd, work / "train128.log", ctx.deadline - time.time())
     r["losses"] = _losses(run)
