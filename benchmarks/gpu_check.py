@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -55,7 +57,7 @@ DRY_SPEED_CASES = {"tiny": ("tiny", [], [16, 8])}
 SECTIONS = ("env", "nccl", "cli", "speed", "train128", "tests")
 # The least time each section needs to be worth starting, and the most it may take (seconds).
 MIN_S = {"env": 20, "nccl": 20, "cli": 60, "speed": 90, "train128": 120, "tests": 90}
-MAX_S = {"env": 60, "nccl": 60, "cli": 180, "speed": 210, "train128": 330, "tests": 330}
+MAX_S = {"env": 60, "nccl": 60, "cli": 180, "speed": 180, "train128": 330, "tests": 330}
 
 
 def write_json(path: Path, obj: dict) -> None:
@@ -167,12 +169,21 @@ def section_nccl(ctx: argparse.Namespace, out: dict, save) -> None:
 
 
 def _run(cmd: list[str], log: Path, timeout: float, env: dict | None = None) -> dict:
+    """Run ``cmd`` into ``log``; at ``timeout`` it gets SIGABRT first, so that Python's faulthandler writes where
+    every thread was into the log (a hang is then a stack, not a silence), and is killed 5 s later."""
     t = time.perf_counter()
     with open(log, "w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONFAULTHANDLER": "1", **(env or {})})
         try:
-            rc = subprocess.run(cmd, check=False, stdout=f, stderr=subprocess.STDOUT, timeout=timeout,
-                                env={**os.environ, **(env or {})}).returncode
+            rc = proc.wait(timeout=max(1.0, timeout))
         except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
             rc = "timeout"
     return {"cmd": " ".join(cmd), "rc": rc, "wall_s": time.perf_counter() - t,
             "log_tail": log.read_text(errors="replace")[-1500:]}
@@ -274,6 +285,8 @@ def section_speed(ctx: argparse.Namespace, out: dict, save) -> None:
     from torch.utils.flop_counter import FlopCounterMode
 
     dev, deadline = ctx.device, ctx.deadline
+    if dev.type == "cuda":
+        torch.zeros(1, device=dev)  # a CUDA context first: the memory-statistics calls refuse a device without one
     env = ctx.out / "env.json"
     matmul = json.loads(env.read_text()).get("matmul_bf16_tflops") if env.is_file() else None
     cases = DRY_SPEED_CASES if ctx.dry_run else SPEED_CASES
@@ -281,6 +294,8 @@ def section_speed(ctx: argparse.Namespace, out: dict, save) -> None:
     for compile_ in (False, True):
         # compiled: the smaller model first, the likelier to finish inside the time left
         for name, (scale, sets, batches) in (reversed(cases.items()) if compile_ else cases.items()):
+            if name == "imagenet128" and ctx.batches:
+                batches = [int(b) for b in ctx.batches.split(",")]
             key = f"{name}_{'compiled' if compile_ else 'eager'}"
             if time.time() > deadline - (60 if compile_ else 30):
                 out[key] = {"skipped": "out of time"}
@@ -392,7 +407,7 @@ def section_train128(ctx: argparse.Namespace, out: dict, save) -> None:
         batch = min(batch, fits)
     scale = "tiny" if ctx.dry_run else "imagenet128"
     cmd = [sys.executable, "-m", "bigbigan", "train", "--scale", scale, "--data", "folder", "--data-dir", str(data),
-           "--minutes", f"{minutes:.2f}", "--steps", "10000000", "--precision", "bf16", "--device", ctx.device.type, "--no-progress",
+           "--minutes", f"{minutes:.2f}", "--steps", "10000000", "--precision", "bf16", "--device", ctx.device.type,
            "--set", f"optim.batch_size={batch}", "--set", f"train.channels_last={ctx.device.type == 'cuda'}",
            "--set", f"data.num_workers={0 if ctx.dry_run else 6}", "--set", "train.log_every=10",
            "--set", "train.image_every=100", "--set", "train.ckpt_every=1000000",
@@ -413,11 +428,13 @@ def section_train128(ctx: argparse.Namespace, out: dict, save) -> None:
 def section_tests(ctx: argparse.Namespace, out: dict, save) -> None:
     repo = Path(__file__).resolve().parents[1]
     log = ctx.work / "tests.log"
-    workers = ["-n", "8"] if not ctx.dry_run else []
-    sel = ["tests/train/test_trainer.py"] if ctx.dry_run else []
+    workers = ["-n", "8"] if not ctx.dry_run and not ctx.tests else []
+    sel = ctx.tests.split() if ctx.tests else (["tests/train/test_trainer.py"] if ctx.dry_run else [])
+    if importlib.util.find_spec("pytest_timeout") is not None:
+        sel = ["--timeout", "120", "--tb", "short", *sel]
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-o", "addopts=", "-v", "-rfE", *workers,
            "--device", ctx.device.type, *sel]
-    r = _run(cmd, log, ctx.deadline - time.time() - 5, env={"PYTHONPATH": os.environ.get("PYTHONPATH", "")})
+    r = _run(cmd, log, ctx.deadline - time.time() - 5, env={"OMP_NUM_THREADS": "1"})  # workers share the cores
     text = log.read_text(errors="replace")
     counts = {w: text.count(f" {w} ") + text.count(f" {w}\n") for w in ("PASSED", "FAILED", "SKIPPED", "ERROR")}
     r.update({"cwd": str(repo), "counts_from_log": counts,
@@ -456,7 +473,8 @@ def run_section(ctx: argparse.Namespace) -> int:
 def _start(name: str, ctx: argparse.Namespace, limit: float) -> tuple[subprocess.Popen, float]:
     argv = [sys.executable, __file__, "--section", name, "--out", str(ctx.out), "--work", str(ctx.work),
             "--deadline", str(time.time() + limit), "--train-batch", str(ctx.train_batch)] + \
-        (["--dry-run"] if ctx.dry_run else [])
+        (["--dry-run"] if ctx.dry_run else []) + (["--tests", ctx.tests] if ctx.tests else []) + \
+        (["--batches", ctx.batches] if ctx.batches else [])
     with open(ctx.work / f"section_{name}.log", "w") as log:  # the child keeps its own handle
         return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT), limit
 
@@ -474,7 +492,10 @@ def _wait(name: str, proc: subprocess.Popen, limit: float, status: dict, started
 def orchestrate(ctx: argparse.Namespace) -> int:
     t_end = time.time() + ctx.budget_s
     status: dict = {}
+    wanted = set(ctx.sections.split(","))
     for name in ("env", "nccl", "cli", "speed"):
+        if name not in wanted:
+            continue
         left = t_end - time.time() - MIN_S["train128"]  # keep room for the last pair
         if left < MIN_S[name]:
             status[name] = {"skipped": "out of time"}
@@ -486,7 +507,7 @@ def orchestrate(ctx: argparse.Namespace) -> int:
     left = t_end - time.time()
     if left >= MIN_S["train128"]:  # the training and the test suite side by side: GPU work, then CPU work
         t = time.time()
-        pair = {n: _start(n, ctx, min(MAX_S[n], left)) for n in ("train128", "tests")}
+        pair = {n: _start(n, ctx, min(MAX_S[n], left)) for n in ("train128", "tests") if n in wanted}
         for n, (proc, limit) in pair.items():
             _wait(n, proc, limit, status, t)
     else:
@@ -513,6 +534,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget-s", type=float, default=500, help="seconds for everything (default %(default)s)")
     p.add_argument("--train-batch", type=int, default=256, help="train128's batch (default %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="tiny sizes on whatever device there is")
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma list of sections (default: all)")
+    p.add_argument("--tests", help="tests: pytest arguments (node ids) instead of the whole suite on 8 workers")
+    p.add_argument("--batches", help="speed: imagenet128 batch sizes to try, largest first (default 512,256,128,64)")
     p.add_argument("--section", choices=SECTIONS, help=argparse.SUPPRESS)
     p.add_argument("--deadline", type=float, help=argparse.SUPPRESS)
     ctx = p.parse_args(argv)

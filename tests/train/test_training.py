@@ -194,6 +194,22 @@ def test_resume_with_other_settings_is_refused(tmp_path):
                  "--set", "optim.lr_g=1"]) == 2
 
 
+def test_a_checkpoint_from_another_kind_of_device_resumes_with_reseeded_noise(tmp_path):
+    """A run written on a GPU continues on a CPU (and back): the generators' states differ in kind (CUDA keeps a
+    16-byte Philox state), so the noise is re-seeded from (seed, step) and the run says so, instead of a
+    traceback from Generator.set_state."""
+    run_training(tiny("base", "train.steps=2"), tmp_path, progress=False, device="cpu")
+    step, path = list_checkpoints(tmp_path)[-1]
+    state = load_file(path)
+    state["noise_rng"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator's state
+    atomic_save(state, path)
+    logged = []
+    summary = run_training(tiny("base", "train.steps=3"), tmp_path, progress=False, device="cpu",
+                           log=lambda *a, **k: logged.append(" ".join(map(str, a))))
+    assert step == 2 and summary["step"] == 3 and load_latest(tmp_path)["step"] == 3
+    assert any("another kind of device" in line and "re-seeded" in line for line in logged), logged
+
+
 def test_atomic_save_roundtrip(tmp_path):
     atomic_save({"config": {}, "step": 3, "t": torch.arange(3)}, tmp_path / "x.pt")
     assert torch.equal(load_file(tmp_path / "x.pt")["t"], torch.arange(3))

@@ -138,10 +138,22 @@ class Trainer:
             self.ema_E.load_state_dict(s["E_ema"])
         self.opt_d.load_state_dict(s["opt_d"])
         self.opt_ge.load_state_dict(s["opt_ge"])
-        self.noise.set_state(s["noise_rng"])
+        self.step = int(s["step"])
+        self._load_noise_state(s["noise_rng"])
         torch.set_rng_state(s["torch_rng"])
         self.stream.load_state_dict(s["data"])
-        self.step = int(s["step"])
+
+    def _load_noise_state(self, state: torch.Tensor) -> None:
+        """The noise generator's saved state; for a checkpoint written on another kind of device (a CPU generator
+        keeps a 5,056-byte Mersenne Twister state, a CUDA one a 16-byte Philox state) the noise is re-seeded from
+        (seed, step) instead: the run continues, though not as it would have on the device that wrote it (no
+        device reproduces another's random stream anyway)."""
+        if state.numel() == self.noise.get_state().numel():
+            self.noise.set_state(state)
+            return
+        self.noise.manual_seed(self.cfg.train.seed + 1 + 1_000_003 * self.step)
+        self.log(f"the checkpoint of step {self.step} was written on another kind of device: its noise generator "
+                 f"cannot continue on {self.device.type}, so the noise is re-seeded from (seed, step)")
 
     def resume(self) -> bool:
         """Load the run's latest checkpoint, if any (every rank reads the same file)."""
