@@ -1,6 +1,7 @@
 """Scale-out on CPU with gloo: 1 process and 2 torchrun processes give the same parameters and optimiser
 states after 3 iterations (cross-replica BN, global-batch noise and data), and plain BN would not."""
 
+import inspect
 import json
 import os
 import shutil
@@ -128,3 +129,24 @@ def test_standing_statistics_under_torchrun_are_the_global_batch_statistics(tmp_
         out[name] = {k: v for k, v in torch.load(path, weights_only=True).items() if "running" in k}
     assert _max_rel_diff(out["one"], out["two"]) < 1e-4
     assert _max_rel_diff(out["one"], out["plain"]) > 1e-2
+
+
+def test_buffer_sync_is_turned_off_with_the_keyword_the_installed_torch_knows():
+    """torch 2.11 (supported) has only ``broadcast_buffers``; later releases add ``forward_sync_buffers`` and
+    deprecate the other: DDP is wrapped with whichever the installed class accepts (found on torch 2.11)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from bigbigan.train.setup import no_forward_buffer_sync
+
+    class OldDDP:  # the keywords of torch 2.11's DistributedDataParallel that matter here
+        def __init__(self, module, device_ids=None, broadcast_buffers=True):
+            pass
+
+    class NewDDP:
+        def __init__(self, module, device_ids=None, broadcast_buffers=None, forward_sync_buffers=None):
+            pass
+
+    assert no_forward_buffer_sync(OldDDP) == {"broadcast_buffers": False}
+    assert no_forward_buffer_sync(NewDDP) == {"forward_sync_buffers": False}
+    kw = no_forward_buffer_sync(DistributedDataParallel)
+    assert set(kw) <= set(inspect.signature(DistributedDataParallel.__init__).parameters) and kw

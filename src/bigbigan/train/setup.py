@@ -3,6 +3,8 @@ modules the two phases run forward (DDP-wrapped under torchrun, compiled on requ
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel as DDP
@@ -45,6 +47,15 @@ class EncoderGenerator(nn.Module):
         return x_fake, enc
 
 
+def no_forward_buffer_sync(ddp_class: type) -> dict[str, bool]:
+    """DDP's keyword that turns off the buffer broadcast before every forward: ``forward_sync_buffers`` where the
+    installed torch has it (``broadcast_buffers`` is deprecated there), else ``broadcast_buffers`` (torch 2.11, which
+    the project supports, knows only that one; it also skips the sync at wrapping, which copies nothing here: the
+    buffers are identical on every rank already)."""
+    params = inspect.signature(ddp_class.__init__).parameters
+    return {"forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers": False}
+
+
 def forward_modules(GE: EncoderGenerator, D: nn.Module, world: int, device: torch.device, compile: bool
                     ) -> tuple[nn.Module, nn.Module]:
     """(G+E, D) as the phases call them: each in its own DDP under torchrun (each phase synchronises only its
@@ -54,8 +65,8 @@ def forward_modules(GE: EncoderGenerator, D: nn.Module, world: int, device: torc
     d_fwd: nn.Module = D
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
-        ge_fwd = DDP(GE, device_ids=ids, forward_sync_buffers=False)
-        d_fwd = DDP(D, device_ids=ids, forward_sync_buffers=False)
+        ge_fwd = DDP(GE, device_ids=ids, **no_forward_buffer_sync(DDP))
+        d_fwd = DDP(D, device_ids=ids, **no_forward_buffer_sync(DDP))
     if compile:
         ge_fwd = torch.compile(ge_fwd)
         d_fwd = torch.compile(d_fwd)
