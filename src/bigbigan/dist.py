@@ -30,7 +30,8 @@ def init(device: str | None = None) -> DistInfo:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
     if dev.type == "cuda":
-        dev = torch.device("cuda", local)
+        # one process: the GPU asked for (cuda:N); under torchrun every rank takes the GPU of its local rank
+        dev = torch.device("cuda", dev.index if world == 1 and dev.index is not None else local)
         torch.cuda.set_device(dev)
     if world > 1 and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"

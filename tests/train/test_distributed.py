@@ -150,3 +150,19 @@ def test_buffer_sync_is_turned_off_with_the_keyword_the_installed_torch_knows():
     assert no_forward_buffer_sync(NewDDP) == {"forward_sync_buffers": False}
     kw = no_forward_buffer_sync(DistributedDataParallel)
     assert set(kw) <= set(inspect.signature(DistributedDataParallel.__init__).parameters) and kw
+
+
+def test_one_process_keeps_the_gpu_asked_for_and_torchrun_ranks_take_their_local_one(monkeypatch):
+    """`--device cuda:1` in one process means GPU 1 (it became GPU 0); under torchrun each rank takes its local
+    rank's GPU. torch.cuda.set_device is stubbed: this runs without a GPU."""
+    from bigbigan import dist as bdist
+
+    chosen = []
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    for var in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.delenv(var, raising=False)
+    assert bdist.init("cuda:1").device == torch.device("cuda", 1)
+    assert bdist.init("cuda").device == torch.device("cuda", 0)
+    monkeypatch.setenv("LOCAL_RANK", "3")  # torchrun with one process on this node's GPU 3
+    assert bdist.init("cuda").device == torch.device("cuda", 3)
+    assert chosen == [torch.device("cuda", 1), torch.device("cuda", 0), torch.device("cuda", 3)]
