@@ -57,3 +57,25 @@ def test_fashion_mnist_training_minutes_add_up_over_resumes_and_survive_a_finish
     assert fm.training_minutes(tmp_path, {"step": 150, "iterations": 50, "seconds": 300.0}) == 15.0  # resumed
     assert fm.training_minutes(tmp_path, {"step": 150, "iterations": 0, "seconds": 2.0}) == 15.0  # finished: rerun
     assert fm.training_minutes(tmp_path, {"step": 160, "iterations": 0, "seconds": 2.0}) is None
+
+
+def test_table1_power_finds_finished_runs_in_seed_order_and_averages_each_measure(tmp_path):
+    t1 = _module("table1_power")
+    for variant, seed in (("base", 0), ("base", 10), ("base", 2), ("no-unaries", 0), ("no-unaries", 1)):
+        (tmp_path / variant / f"seed{seed}").mkdir(parents=True)
+        if (variant, seed) != ("no-unaries", 1):  # still training: no eval.json
+            (tmp_path / variant / f"seed{seed}" / "eval.json").write_text("{}")
+    found = t1.cells(tmp_path)
+    assert [p.name for p in found["base"]] == ["seed0", "seed2", "seed10"]
+    assert [p.name for p in found["no-unaries"]] == ["seed0"]
+    runs = {"base": [{"linear_paper_avepool_train_val_top1": 0.80, "linear_paper_avepool_top1": 0.79, "fid": 90.0,
+                      "cfd": 20.0, "ckid": 1.0, "step": 500},
+                     {"linear_paper_avepool_train_val_top1": 0.82, "linear_paper_avepool_top1": 0.81, "fid": 94.0,
+                      "cfd": 24.0, "ckid": 1.2, "step": 400}]}
+    md, rows = t1.table(runs, "paper")
+    row = rows["base"]
+    assert row["seeds"] == 2
+    assert row["linear_paper_avepool_train_val_top1"]["mean"] == 81.0  # in points
+    assert abs(row["linear_paper_avepool_train_val_top1"]["std"] - 2 ** 0.5) < 1e-9
+    assert row["cfd"]["per_seed"] == [20.0, 24.0] and row["fid"]["mean"] == 92.0
+    assert "| base | 2 | 81.00 ± 1.41 | 80.00 ± 1.41 | 92.00 ± 2.83 | 22.00 ± 2.83 |" in md

@@ -1,0 +1,128 @@
+"""Table 1's directions with a second generation measure: an ablation's runs, scored again, tested over seeds.
+
+    bigbigan ablate --scale small32 --protocol paper --seeds 3 ... --out ABL     # first: the runs
+    python benchmarks/table1_power.py ABL --samples 5000 --json benchmarks/results/table1_paper_small32.json
+
+For every finished run (ABL/VARIANT/seedN/eval.json) the checkpoint its evaluation used (the early-stopped one
+under ``--protocol paper``) is scored with the Fréchet distance and KID in the small Fashion-MNIST classifier's
+feature space (benchmarks/classifier_fd.py: cheap, so ``--samples`` can be 5-10K where the Inception FID of an
+ablation uses 1-2K), kept beside the run as cfd_SAMPLES.json (a rerun reuses it). Then every Table 1 direction
+is tested over seeds with Welch's t-test (``bigbigan.ablate.directions``) on each measure: Cls. (train_val, the
+paper's column), test top-1, Inception FID and CFD. Prints Markdown; ``--json`` writes rows and directions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import classifier_fd  # the sibling benchmark script
+
+import bigbigan
+from bigbigan.ablate import _CLS_KEYS, directions
+
+
+def cells(root: Path) -> dict[str, list[Path]]:
+    """Finished runs of an ablation directory: {variant: [run dirs in seed order]}."""
+    out: dict[str, list[Path]] = {}
+    for ev in sorted(root.glob("*/seed*/eval.json"), key=lambda p: (p.parent.parent.name, int(p.parent.name[4:]))):
+        out.setdefault(ev.parent.parent.name, []).append(ev.parent)
+    return out
+
+
+def score_cell(run: Path, samples: int, net, f_train) -> dict:
+    """CFD / KID of ``samples`` EMA samples of the evaluated checkpoint (cached as run/cfd_SAMPLES.json)."""
+    cache = run / f"cfd_{samples}.json"
+    ev = json.loads((run / "eval.json").read_text())
+    if cache.is_file():
+        rec = json.loads(cache.read_text())
+        if rec.get("checkpoint") == ev["checkpoint"]:
+            return rec
+    t0 = time.monotonic()
+    model = bigbigan.load(ev["checkpoint"])
+    rec = classifier_fd.distances(f_train, classifier_fd.features(net, model.sample(samples, seed=0)))
+    rec.update({"checkpoint": ev["checkpoint"], "step": ev.get("step"), "samples": samples,
+                "seconds": time.monotonic() - t0})
+    cache.write_text(json.dumps(rec, indent=2) + "\n")
+    return rec
+
+
+def mean_std(vals: list[float]) -> dict:
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+
+
+def table(results: dict[str, list[dict]], protocol: str) -> tuple[str, dict]:
+    """Per-variant mean ± std of every measure (and every seed's value), as Markdown and JSON."""
+    cls_key, test_key = _CLS_KEYS[protocol]
+    cols = [("Cls. % (train_val)", cls_key, 100), ("test top-1 %", test_key, 100), ("FID", "fid", 1),
+            ("CFD", "cfd", 1), ("KID (classifier)", "ckid", 1), ("step", "step", 1)]
+    cols = [c for c in cols if c[1]]
+    lines = ["| variant | seeds | " + " | ".join(c[0] for c in cols) + " |", "|---" * (len(cols) + 2) + "|"]
+    rows = {}
+    for variant, runs in results.items():
+        row = {"seeds": len(runs)}
+        cells_md = []
+        for _, key, scale in cols:
+            vals = [r[key] * scale for r in runs if r.get(key) is not None]
+            row[key] = {**mean_std(vals), "per_seed": vals} if vals else None
+            fmt = ".0f" if key == "step" else (".4f" if key == "ckid" else ".2f")
+            cells_md.append("n/a" if not vals else f"{row[key]['mean']:{fmt}} ± {row[key]['std']:{fmt}}")
+        rows[variant] = row
+        lines.append(f"| {variant} | {len(runs)} | " + " | ".join(cells_md) + " |")
+    return "\n".join(lines), rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("ablation", help="an ablation's --out directory")
+    p.add_argument("--samples", type=int, default=5000, help="samples (and training images) for CFD/KID")
+    p.add_argument("--json", help="write the table and every direction here")
+    args = p.parse_args(argv)
+    root = Path(args.ablation)
+    protocol = (root / "protocol.txt").read_text().strip() if (root / "protocol.txt").is_file() else "fast"
+    found = cells(root)
+    if not found:
+        raise SystemExit(f"table1_power: no finished runs (VARIANT/seedN/eval.json) under {root}")
+    net = classifier_fd.load_classifier()
+    f_train = classifier_fd.features(net, classifier_fd.split_tensors("train", args.samples)[0])
+    results: dict[str, list[dict]] = {}
+    for variant, runs in found.items():
+        for run in runs:
+            rec = {**json.loads((run / "eval.json").read_text()), **score_cell(run, args.samples, net, f_train)}
+            print(f"{variant} {run.name}: CFD {rec['cfd']:.3f}, FID {rec.get('fid', float('nan')):.2f}, "
+                  f"Cls. {100 * rec.get(_CLS_KEYS[protocol][0], float('nan')):.2f}", flush=True)
+            results.setdefault(variant, []).append(rec)
+    md, rows = table(results, protocol)
+    tests = {}
+    parts = [f"Protocol: {protocol}; CFD/KID on {args.samples} samples.", "", md]
+    test_key = _CLS_KEYS[protocol][1]
+    for name, kw in (("cls_fid", {}), ("cfd", {"fid_key": "cfd"}), ("test_top1", {"cls_key": test_key})):
+        if name == "test_top1" and not test_key:
+            continue
+        dmd, drows = directions(results, protocol, **kw)
+        if name != "cls_fid":  # the Cls. rows of the CFD pass and the FID rows of the test pass repeat others
+            keep = "fid" if name == "cfd" else "cls"
+            drows = [r for r in drows if r["metric"] == keep]
+            dmd = "\n".join(ln for ln in dmd.splitlines() if not ln.startswith("| ") or ln.startswith("| claim")
+                            or f"({'cfd' if name == 'cfd' else test_key})" in ln)
+        tests[name] = drows
+        parts += ["", dmd]
+    text = "\n".join(parts)
+    print(text)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ablation": str(root), "protocol": protocol, "samples": args.samples,
+                                               "rows": rows, "directions": tests, "torch": torch.__version__,
+                                               "command": "python benchmarks/table1_power.py " + " ".join(
+                                                   argv if argv is not None else sys.argv[1:])}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
