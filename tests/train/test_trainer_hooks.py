@@ -57,5 +57,13 @@ def test_a_signal_inside_the_block_is_a_stop_request_and_the_old_handler_returns
 def test_peek_images_leaves_the_stream_where_it_was(tmp_path):
     cfg = resolve("tiny", "base", ["data.train_val_size=100"])
     a, b = (Trainer(cfg, tmp_path / n, stream=build_stream(cfg), progress=False) for n in ("a", "b"))
-    a.peek_images()
-    assert torch.equal(a.next_batch().x, b.next_batch().x)
+    n = cfg.optim.batch_size  # tiny: 8
+    peeked = a.peek_images(3 * n + 2)  # more than a batch: the batches that follow, each once
+    first = a.next_batch()
+    assert torch.equal(first.x, b.next_batch().x)  # the stream is where it was
+    assert peeked.shape[0] == 3 * n + 2
+    chunks = peeked[: 3 * n].split(n)
+    assert torch.equal(chunks[0], first.x_e)
+    second = a.next_batch()
+    assert torch.equal(chunks[1], second.x_e)  # the stream's second batch, not the first again
+    assert not torch.equal(chunks[0], chunks[1])

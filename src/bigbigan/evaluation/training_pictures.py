@@ -29,10 +29,7 @@ class TrainingGrids:
         if self.fixed is None:
             g = torch.Generator(device=trainer.device).manual_seed(1234)
             z = sample_prior(m.prior, (64, m.z_dim), g, trainer.device)
-            xs = []
-            while sum(b.shape[0] for b in xs) < 32:
-                xs.append(trainer.peek_images())
-            self.fixed = (z, torch.cat(xs)[:32])
+            self.fixed = (z, trainer.peek_images(32))
         z, x_e = self.fixed
         out = trainer.run_dir / "images"
         out.mkdir(parents=True, exist_ok=True)

@@ -292,12 +292,16 @@ class Trainer:
             self.ema_E.update(self.E)
         self.step += 1
 
-    def peek_images(self) -> Tensor:
-        """Real images at E's resolution from the stream, drawn without disturbing it (for picture hooks)."""
+    def peek_images(self, n: int) -> Tensor:
+        """``n`` real images at E's resolution from the stream's next batches, drawn without disturbing it (for
+        picture hooks; a batch smaller than ``n`` is followed by the next one, not repeated)."""
         state = self.stream.state_dict()
-        x, x_e, _ = next(self.stream)
+        xs: list[Tensor] = []
+        while sum(x.shape[0] for x in xs) < n:
+            x, x_e, _ = next(self.stream)
+            xs.append(x if x_e is None else x_e)
         self.stream.load_state_dict(state)
-        return (x if x_e is None else x_e).to(self.device)
+        return torch.cat(xs)[:n].to(self.device)
 
     # ---- the loop --------------------------------------------------------------------------------------------
 
