@@ -215,3 +215,21 @@ def test_ablate_passes_the_inception_precision_to_each_runs_fid(tmp_path):
                  "--probe-steps", "5", "--inception-precision", "bf16", "--out", str(out)]) == 0
     res = json.loads((out / "base" / "seed0" / "eval.json").read_text())
     assert res["inception_precision"] == "bf16" and res["fid"] > 0
+
+
+def test_the_protocol_marker_is_written_once_so_starting_workers_never_read_it_half_written(tmp_path, monkeypatch):
+    """`--jobs` workers each check the marker as they start; rewriting it for every worker (truncate, then write)
+    let one worker read an empty protocol and refuse its run (seen in a 12-run ablation)."""
+    from pathlib import Path
+
+    from bigbigan import ablate
+
+    ablate._claim_protocol(tmp_path, "paper")
+    assert (tmp_path / "protocol.txt").read_text() == "paper\n"
+    writes = []
+    monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: writes.append(self))
+    monkeypatch.setattr(ablate, "atomic_write_text", lambda path, text: writes.append(path))
+    ablate._claim_protocol(tmp_path, "paper")  # a worker starting later: reads, never writes
+    assert writes == []
+    with pytest.raises(ablate.ConfigError, match="holds runs of --protocol paper"):
+        ablate._claim_protocol(tmp_path, "fast")

@@ -168,8 +168,11 @@ def _claim_protocol(out: Path, protocol: str) -> None:
         previous = "fast" if any(out.glob("*/seed*/eval.json")) else None
     if previous not in (None, protocol):
         raise ConfigError(f"{out} holds runs of --protocol {previous}; use that protocol or another --out")
-    out.mkdir(parents=True, exist_ok=True)
-    marker.write_text(protocol + "\n")
+    if previous is None or not marker.is_file():
+        # written once, atomically: `--jobs` workers check it as they start, and a worker that read a marker
+        # while another truncated it to rewrite it saw an empty protocol and refused its run
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(marker, protocol + "\n")
 
 
 def _eval_every(args, scale_default: int) -> int:
