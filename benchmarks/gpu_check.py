@@ -47,6 +47,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bigbigan.files import atomic_write_text, read_jsonl
+
 H200_DENSE_BF16_TFLOPS = 989.4  # NVIDIA's H200 SXM datasheet, dense (no sparsity)
 REF = ["model.generator.ch=64", "model.discriminator.ch=64", "optim.batch_size=64"]  # BigGAN's CIFAR size
 SPEED_CASES = {  # name: (scale, overrides, batch sizes to try, largest first)
@@ -61,9 +63,7 @@ MAX_S = {"env": 60, "nccl": 60, "cli": 180, "speed": 180, "train128": 330, "test
 
 
 def write_json(path: Path, obj: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
 
 def sync(device: torch.device) -> None:
@@ -191,9 +191,7 @@ def _run(cmd: list[str], log: Path, timeout: float, env: dict | None = None) -> 
 
 def _losses(run: Path) -> dict:
     """First and last logged loss/D and loss/EG of a run, and the steps they were logged at."""
-    rows = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines() if line.strip()] \
-        if (run / "stats.jsonl").is_file() else []
-    rows = [r for r in rows if "loss/D" in r]
+    rows = [r for r in read_jsonl(run / "stats.jsonl") if "loss/D" in r]
     if not rows:
         return {}
     keys = ["loss/D", "loss/EG", "acc/D/x", "acc/D/z", "acc/D/xz", "perf/it_per_s"]

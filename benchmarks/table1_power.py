@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import classifier_fd  # the sibling benchmark script
 
 import bigbigan
-from bigbigan.ablate import _CLS_KEYS, directions
+from bigbigan.ablate import _CLS_KEYS, directions, mean_std
 
 
 def cells(root: Path) -> dict[str, list[Path]]:
@@ -54,10 +53,6 @@ def score_cell(run: Path, samples: int, net, f_train) -> dict:
     return rec
 
 
-def mean_std(vals: list[float]) -> dict:
-    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
-
-
 def table(results: dict[str, list[dict]], protocol: str) -> tuple[str, dict]:
     """Per-variant mean ± std of every measure (and every seed's value), as Markdown and JSON."""
     cls_key, test_key = _CLS_KEYS[protocol]
@@ -71,7 +66,8 @@ def table(results: dict[str, list[dict]], protocol: str) -> tuple[str, dict]:
         cells_md = []
         for _, key, scale in cols:
             vals = [r[key] * scale for r in runs if r.get(key) is not None]
-            row[key] = {**mean_std(vals), "per_seed": vals} if vals else None
+            ms = mean_std(vals)
+            row[key] = {"mean": ms[0], "std": ms[1], "n": len(vals), "per_seed": vals} if ms else None
             fmt = ".0f" if key == "step" else (".4f" if key == "ckid" else ".2f")
             cells_md.append("n/a" if not vals else f"{row[key]['mean']:{fmt}} ± {row[key]['std']:{fmt}}")
         rows[variant] = row

@@ -168,7 +168,7 @@ def _claim_protocol(out: Path, protocol: str) -> None:
         previous = "fast" if any(out.glob("*/seed*/eval.json")) else None
     if previous not in (None, protocol):
         raise ConfigError(f"{out} holds runs of --protocol {previous}; use that protocol or another --out")
-    if previous is None or not marker.is_file():
+    if not marker.is_file():
         # written once, atomically: `--jobs` workers check it as they start, and a worker that read a marker
         # while another truncated it to rewrite it saw an empty protocol and refused its run
         out.mkdir(parents=True, exist_ok=True)
@@ -255,7 +255,7 @@ def _run_cell(args, variant: str, seed: int, run: Path, metrics: list[str], eval
     res = evaluate(run, metrics, which="best" if paper else "latest", fid_samples=args.fid_samples,
                    probe_steps=args.probe_steps, features=("avepool",),
                    inception_weights=args.inception_weights, pictures=False,
-                   inception_precision=getattr(args, "inception_precision", None))
+                   inception_precision=args.inception_precision)
     res["protocol"] = args.protocol
     atomic_write_text(done, json.dumps(res, indent=2))
     return res

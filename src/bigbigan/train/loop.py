@@ -34,6 +34,7 @@ from ..checkpoint import (
     save_checkpoint,
 )
 from ..config import Config, save_yaml, to_dict
+from ..data.seeding import mix_seed
 from ..files import truncate_jsonl
 from ..nets import Scores, build_models, sample_prior
 from ..objective import d_accuracy, discriminator_loss, discriminator_terms, encoder_generator_loss
@@ -151,7 +152,7 @@ class Trainer:
         if state.numel() == self.noise.get_state().numel():
             self.noise.set_state(state)
             return
-        self.noise.manual_seed(self.cfg.train.seed + 1 + 1_000_003 * self.step)
+        self.noise.manual_seed(mix_seed(self.cfg.train.seed, self.step))
         self.log(f"the checkpoint of step {self.step} was written on another kind of device: its noise generator "
                  f"cannot continue on {self.device.type}, so the noise is re-seeded from (seed, step)")
 

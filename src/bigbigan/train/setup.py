@@ -65,8 +65,9 @@ def forward_modules(GE: EncoderGenerator, D: nn.Module, world: int, device: torc
     d_fwd: nn.Module = D
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
-        ge_fwd = DDP(GE, device_ids=ids, **no_forward_buffer_sync(DDP))
-        d_fwd = DDP(D, device_ids=ids, **no_forward_buffer_sync(DDP))
+        sync_off = no_forward_buffer_sync(DDP)
+        ge_fwd = DDP(GE, device_ids=ids, **sync_off)
+        d_fwd = DDP(D, device_ids=ids, **sync_off)
     if compile:
         ge_fwd = torch.compile(ge_fwd)
         d_fwd = torch.compile(d_fwd)
