@@ -34,6 +34,7 @@ import torch
 
 from bigbigan.ablate import mean_std
 from bigbigan.checkpoint import list_checkpoints
+from bigbigan.cli import SIGNAL_EXIT
 from bigbigan.data import load_eval_tensors, open_source
 from bigbigan.evaluation.features import extract_features
 from bigbigan.evaluation.inception import FEATURE_PRECISIONS
@@ -171,6 +172,10 @@ def training_minutes(run: Path, summary: dict) -> float | None:
 def train_and_evaluate(cfg, run: Path, args) -> dict:
     summary = run_training(cfg, run)
     minutes = training_minutes(run, summary)
+    if summary["stopped_by"] not in ("steps", "minutes"):  # a signal: the run is not finished, nothing to publish
+        print(f"{run}: training stopped by {summary['stopped_by']} at iteration {summary['step']}; the same "
+              "command continues it")
+        raise SystemExit(SIGNAL_EXIT.get(summary["stopped_by"], 1))
     res = evaluated(run, "eval.json", METRICS + ["recon", "fid", "kid"],
                     {"fid_samples": args.fid_samples, "probe_steps": args.probe_steps, "inception_precision": "fp32"},
                     ["linear_avepool_top1", "knn_d1_k25_top1", "fid", "kid", "rel_l1"], args.reevaluate,

@@ -79,3 +79,17 @@ def test_table1_power_finds_finished_runs_in_seed_order_and_averages_each_measur
     assert abs(row["linear_paper_avepool_train_val_top1"]["std"] - 2 ** 0.5) < 1e-9
     assert row["cfd"]["per_seed"] == [20.0, 24.0] and row["fid"]["mean"] == 92.0
     assert "| base | 2 | 81.00 ± 1.41 | 80.00 ± 1.41 | 92.00 ± 2.83 | 22.00 ± 2.83 |" in md
+
+
+def test_fashion_mnist_stops_without_evaluating_a_run_stopped_by_a_signal(tmp_path, monkeypatch):
+    """A SIGTERM mid-training (the run checkpoints and returns) must not be evaluated and published as finished."""
+    import pytest
+
+    fm = _module("fashion_mnist")
+    monkeypatch.setattr(fm, "run_training", lambda cfg, run: {"stopped_by": "SIGTERM", "step": 7, "seconds": 3.0,
+                                                              "iterations": 7})
+    monkeypatch.setattr(fm, "evaluated", lambda *a, **k: pytest.fail("a stopped run was evaluated"))
+    with pytest.raises(SystemExit) as stop:
+        fm.train_and_evaluate(None, tmp_path, None)
+    assert stop.value.code == 143
+    assert json.loads((tmp_path / "train.json").read_text())["seconds"] == 3.0  # its minutes still counted
