@@ -93,3 +93,31 @@ def test_fashion_mnist_stops_without_evaluating_a_run_stopped_by_a_signal(tmp_pa
         fm.train_and_evaluate(None, tmp_path, None)
     assert stop.value.code == 143
     assert json.loads((tmp_path / "train.json").read_text())["seconds"] == 3.0  # its minutes still counted
+
+
+def test_long_curve_windows_gain_and_level(tmp_path):
+    lc = _module("long_curve")
+    # Rises 2 points per 1,000 iterations to 4,000, then stays within 0.1 of 86: level from the window after.
+    tops = {500: 80.0, 1000: 81.0, 1500: 82.0, 2000: 83.0, 2500: 84.0, 3000: 85.0, 3500: 86.0, 4000: 86.0,
+            4500: 86.1, 5000: 85.9, 5500: 86.0, 6000: 86.1}
+    with (tmp_path / "metrics.jsonl").open("w") as f:
+        for s, t in reversed(tops.items()):  # out of order on purpose: sorted by step
+            f.write(json.dumps({"step": s, "minutes": s / 100, "train_val_top1": t}) + "\n")
+        f.write(json.dumps({"step": 6000, "fid": 30.0}) + "\n")  # other records are ignored
+    pts = lc.train_val_points(tmp_path)
+    assert [p["step"] for p in pts] == sorted(tops)
+    w = lc.window_gains(pts, 2000)
+    assert [x["from_step"] for x in w] == [0, 2000, 4000]
+    assert abs(w[0]["mean_top1"] - 81.5) < 1e-9 and "gain_per_1000" not in w[0]
+    assert abs(w[1]["gain_per_1000"] - (85.25 - 81.5) / 2) < 1e-9
+    assert abs(w[2]["gain_per_1000"] - (86.025 - 85.25) / 2) < 1e-9  # 0.39: not yet level at 0.25
+    assert lc.level_from(w, 0.25) is None
+    assert lc.level_from(w, 0.5) == 4000
+    assert lc.level_from(lc.window_gains(pts, 1000), 0.25) == 4000  # 1,000-wide windows: flat from 4,000 on
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 10, "loss": 1.0}) + "\n")
+    try:
+        lc.train_val_points(tmp_path)
+    except SystemExit as exc:
+        assert "eval_every" in str(exc)
+    else:
+        raise AssertionError("a run without periodic evaluations must be refused")
