@@ -38,8 +38,9 @@ from bigbigan.cli import SIGNAL_EXIT
 from bigbigan.data import load_eval_tensors, open_source
 from bigbigan.evaluation.features import extract_features
 from bigbigan.evaluation.inception import FEATURE_PRECISIONS
+from bigbigan.evaluation.report import train_val_curve
 from bigbigan.evaluation.run import evaluate, representation_metrics
-from bigbigan.files import atomic_write_text, read_jsonl
+from bigbigan.files import atomic_write_text
 from bigbigan.nets import build_models
 from bigbigan.presets import resolve
 from bigbigan.runtime import tune_allocator
@@ -109,12 +110,6 @@ def pick(res: dict) -> dict:
 
 NUMERIC = ["linear_top1", "linear_bn_crelu_top1", "linear_sweep_top1", "knn_d1_k25_top1", "knn_d1_k5_top1",
            "knn_d2_k25_top1", "fid", "kid", "rel_l1", "fid_10k", "kid_10k", "minutes", "iterations"]
-
-
-def train_val_curve(run: Path) -> list[dict]:
-    """The periodic evaluations of a run: step, minutes of training so far and the fast probe's train_val top-1."""
-    return [{"step": r["step"], "minutes": r.get("minutes"), "train_val_top1": r["train_val_top1"]}
-            for r in read_jsonl(run / "metrics.jsonl") if "train_val_top1" in r]
 
 
 def mean_over_seeds(per_seed: list[dict]) -> dict:

@@ -33,19 +33,20 @@ from tqdm import tqdm
 
 import bigbigan
 from bigbigan.checkpoint import list_checkpoints
-from bigbigan.files import atomic_write_text, read_jsonl
+from bigbigan.evaluation.report import train_val_curve
+from bigbigan.files import atomic_write_text
 
 ROOT = Path(__file__).resolve().parent
 
 
 def train_val_points(run: Path) -> list[dict]:
-    """The periodic fast-probe evaluations of ``run``: step, minutes of training and train_val top-1 (%)."""
-    pts = [{"step": r["step"], "minutes": r.get("minutes"), "train_val_top1": r["train_val_top1"]}
-           for r in read_jsonl(run / "metrics.jsonl") if "train_val_top1" in r]
+    """The periodic fast-probe evaluations of ``run``: step, minutes of training over all its sessions and
+    train_val top-1 in percent (``metrics.jsonl`` records a fraction)."""
+    pts = [{**p, "train_val_top1": 100 * p["train_val_top1"]} for p in train_val_curve(run)]
     if not pts:
         raise SystemExit(f"long_curve: {run / 'metrics.jsonl'} holds no periodic train_val evaluation "
                          "(train with --set train.eval_every=N)")
-    return sorted(pts, key=lambda p: p["step"])
+    return pts
 
 
 def window_gains(points: list[dict], window: int) -> list[dict]:
@@ -176,7 +177,8 @@ def main(argv=None) -> int:
         res = json.loads(Path(args.compare).read_text())
         for seed in res.get("trained", {}).get("seeds", []):
             if seed.get("train_val_curve"):
-                compare[f"one-hour table, seed {seed.get('seed')}"] = seed["train_val_curve"]
+                compare[f"one-hour table, seed {seed.get('seed')}"] = [  # fractions there, percent here
+                    {**q, "train_val_top1": 100 * q["train_val_top1"]} for q in seed["train_val_curve"]]
     if args.png:
         plot(points, cfd, compare, Path(args.png),
              f"{run.name}: fast-probe train_val top-1 and CFD along training ({points[-1]['step']} iterations)")

@@ -102,10 +102,11 @@ def test_long_curve_windows_gain_and_level(tmp_path):
             4500: 86.1, 5000: 85.9, 5500: 86.0, 6000: 86.1}
     with (tmp_path / "metrics.jsonl").open("w") as f:
         for s, t in reversed(tops.items()):  # out of order on purpose: sorted by step
-            f.write(json.dumps({"step": s, "minutes": s / 100, "train_val_top1": t}) + "\n")
+            f.write(json.dumps({"step": s, "minutes": s / 100, "train_val_top1": t / 100}) + "\n")  # a fraction
         f.write(json.dumps({"step": 6000, "fid": 30.0}) + "\n")  # other records are ignored
     pts = lc.train_val_points(tmp_path)
     assert [p["step"] for p in pts] == sorted(tops)
+    assert [p["train_val_top1"] for p in pts] == [100 * (tops[s] / 100) for s in sorted(tops)]  # in percent
     w = lc.window_gains(pts, 2000)
     assert [x["from_step"] for x in w] == [0, 2000, 4000]
     assert abs(w[0]["mean_top1"] - 81.5) < 1e-9 and "gain_per_1000" not in w[0]

@@ -4,7 +4,7 @@ import json
 import os
 import re
 
-from bigbigan.evaluation.report import fmt_value, knn_table, training_minutes, write_report
+from bigbigan.evaluation.report import fmt_value, knn_table, train_val_curve, training_minutes, write_report
 
 
 def test_numbers_are_formatted_for_people():
@@ -23,6 +23,23 @@ def test_training_minutes_sums_the_sessions_of_a_resumed_run():
              {"time/minutes": 0.5}, {"time/minutes": 1.5}]  # resumed: the clock restarted
     assert training_minutes(stats) == 4.0
     assert training_minutes([]) == 0.0
+
+
+def test_train_val_curve_counts_minutes_over_the_sessions_of_a_resumed_run(tmp_path):
+    # Session 1 logged steps 25-100 (4.0 min at 100; the crash after it dropped nothing kept); session 2 resumed
+    # from the checkpoint at 100, its clock restarting at 0.
+    stats = [{"step": s, "time/minutes": s / 25} for s in (25, 50, 75, 100)]
+    stats += [{"step": s, "time/minutes": (s - 100) / 20} for s in (125, 150, 175, 200)]
+    (tmp_path / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stats))
+    metrics = [{"step": 200, "minutes": 5.1, "train_val_top1": 0.7}, {"step": 100, "minutes": 4.1, "train_val_top1": 0.6},
+               {"step": 150, "fid": 40.0}, {"step": 50, "train_val_top1": 0.5}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in metrics))
+    curve = train_val_curve(tmp_path)
+    assert [p["step"] for p in curve] == [50, 100, 200]  # by step; records without train_val left out
+    assert curve[0]["minutes"] is None and curve[1]["minutes"] == 4.1  # session 1: as recorded
+    assert abs(curve[2]["minutes"] - (4.0 + 5.1)) < 1e-9  # session 2: after the 4.0 minutes of session 1
+    assert [p["train_val_top1"] for p in curve] == [0.5, 0.6, 0.7]
+    assert training_minutes(stats) == 4.0 + 5.0
 
 
 def test_knn_table_is_k_by_distance_without_top5_at_k1():

@@ -65,18 +65,43 @@ def _table(header: list[str], rows: list[str]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
-def training_minutes(stats: list[dict]) -> float:
-    """Wall-clock training minutes over all sessions of a run: ``time/minutes`` restarts at 0 when a run is
-    resumed, so the last value of every session is summed."""
-    total, last = 0.0, 0.0
+def training_clock(stats: list[dict]) -> tuple[list[tuple[int, float]], float]:
+    """The sessions of a run's ``stats.jsonl`` records and its total training minutes. ``time/minutes`` restarts at
+    0 when a run is resumed (and the records after the resumed checkpoint are dropped), so each session is
+    ``(after_step, minutes_before)``: it logged the steps after ``after_step`` (-1 for the first), with
+    ``minutes_before`` minutes of training behind it; the total sums the last value of every session."""
+    sessions: list[tuple[int, float]] = []
+    total, last, last_step = 0.0, None, -1
     for rec in stats:
         t = rec.get("time/minutes")
         if not isinstance(t, (int, float)):
             continue
-        if t < last:  # a new session began
-            total += last
-        last = float(t)
-    return total + last
+        if last is None or t < last:  # a new session began
+            total += last or 0.0
+            sessions.append((last_step if last is not None else -1, total))
+        last, last_step = float(t), rec.get("step", last_step)
+    return sessions, total + (last or 0.0)
+
+
+def training_minutes(stats: list[dict]) -> float:
+    """Wall-clock training minutes over all sessions of a run (see ``training_clock``)."""
+    return training_clock(stats)[1]
+
+
+def train_val_curve(run: Path) -> list[dict]:
+    """The periodic fast-probe evaluations of a run (``metrics.jsonl``) by step: step, minutes of training behind
+    it over all sessions (each record's ``minutes`` counts from its session's start; the offsets come from
+    ``stats.jsonl``; None when not recorded) and the train_val top-1 (a fraction, as recorded)."""
+    sessions, _ = training_clock(read_jsonl(run / "stats.jsonl"))
+    out = []
+    for r in read_jsonl(run / "metrics.jsonl"):
+        if "train_val_top1" not in r:
+            continue
+        minutes = r.get("minutes")
+        if minutes is not None:
+            minutes += max((before for after, before in sessions if after < r["step"]), default=0.0)
+        out.append({"step": r["step"], "minutes": minutes, "train_val_top1": r["train_val_top1"]})
+    return sorted(out, key=lambda p: p["step"])
 
 
 def duration(minutes: float) -> str:
