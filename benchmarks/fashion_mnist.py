@@ -38,9 +38,9 @@ from bigbigan.cli import SIGNAL_EXIT
 from bigbigan.data import load_eval_tensors, open_source
 from bigbigan.evaluation.features import extract_features
 from bigbigan.evaluation.inception import FEATURE_PRECISIONS
-from bigbigan.evaluation.report import train_val_curve
+from bigbigan.evaluation.report import train_val_curve, training_clock
 from bigbigan.evaluation.run import evaluate, representation_metrics
-from bigbigan.files import atomic_write_text
+from bigbigan.files import atomic_write_text, read_jsonl
 from bigbigan.nets import build_models
 from bigbigan.presets import resolve
 from bigbigan.runtime import tune_allocator
@@ -154,12 +154,17 @@ def evaluated(run: Path, name: str, metrics: list[str], settings: dict, keys: li
 
 def training_minutes(run: Path, summary: dict) -> float | None:
     """Minutes of training behind the run's last step, kept in ``run/train.json`` across resumed sessions (a
-    rerun of a finished run trains 0 iterations and reads it back); None when unknown."""
+    rerun of a finished run trains 0 iterations and reads it back; a session killed before writing it is read
+    from ``stats.jsonl``); None when unknown."""
     record = run / "train.json"
     prev = json.loads(record.read_text()) if record.is_file() else None
     if summary["iterations"] == 0:
         return prev["seconds"] / 60 if prev and prev["step"] == summary["step"] else None
-    before = prev["seconds"] if prev and prev["step"] == summary["step"] - summary["iterations"] else 0.0
+    if prev and prev["step"] == summary["step"] - summary["iterations"]:
+        before = prev["seconds"]
+    else:  # no record of the earlier sessions (a kill, not a signal, ended the last one): their stats.jsonl clock
+        sessions, _ = training_clock(read_jsonl(run / "stats.jsonl"))
+        before = 60 * sessions[-1][1] if sessions else 0.0
     atomic_write_text(record, json.dumps({"step": summary["step"], "seconds": before + summary["seconds"]}))
     return (before + summary["seconds"]) / 60
 

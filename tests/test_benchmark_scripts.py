@@ -57,6 +57,12 @@ def test_fashion_mnist_training_minutes_add_up_over_resumes_and_survive_a_finish
     assert fm.training_minutes(tmp_path, {"step": 150, "iterations": 50, "seconds": 300.0}) == 15.0  # resumed
     assert fm.training_minutes(tmp_path, {"step": 150, "iterations": 0, "seconds": 2.0}) == 15.0  # finished: rerun
     assert fm.training_minutes(tmp_path, {"step": 160, "iterations": 0, "seconds": 2.0}) is None
+    # A session killed outright (no train.json for it): the earlier sessions' minutes come from stats.jsonl.
+    (tmp_path / "train.json").unlink()
+    stats = [{"step": 50, "time/minutes": 4.0}, {"step": 100, "time/minutes": 8.0},  # session 1, killed after 100
+             {"step": 150, "time/minutes": 5.0}]  # session 2, from the checkpoint at 100
+    (tmp_path / "stats.jsonl").write_text("".join(json.dumps(r) + "\n" for r in stats))
+    assert fm.training_minutes(tmp_path, {"step": 200, "iterations": 100, "seconds": 600.0}) == 8.0 + 10.0
 
 
 def test_table1_power_finds_finished_runs_in_seed_order_and_averages_each_measure(tmp_path):
