@@ -127,6 +127,7 @@ def plot(points: list[dict], cfd: dict[int, dict], compare: dict[str, list[dict]
         bx = axes[1]
         bx.plot(steps, [cfd[s]["cfd"] for s in steps], marker="o", color="C1")
         bx.set_yscale("log")
+        bx.set_xlim(ax.get_xlim())  # the same iteration axis as the accuracy panel
         bx.set_xlabel("iteration")
         bx.set_ylabel("CFD, EMA samples vs training (log)")
         bx.grid(alpha=0.3, which="both")
