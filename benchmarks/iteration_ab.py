@@ -2,6 +2,7 @@
 
     git worktree add /tmp/bigbigan-before 8291f21      # or: git archive 8291f21 src | tar -x -C /tmp/bigbigan-before
     python benchmarks/iteration_ab.py --a /tmp/bigbigan-before/src --b src --rounds 6 --iterations 10
+    python benchmarks/iteration_ab.py --a /tmp/old/src --b src --set train.precision=bf16 --set model.encoder.width=2
 
 Each round starts one process per tree (A then B, then B then A in the next round, so drift of a shared machine
 falls on both alike); a process builds the ``--scale`` trainer on random images held in memory (the model is
@@ -54,7 +55,7 @@ def random_image_trainer(scale: str, sets: list[str], run_dir: str):
     return trainer
 
 
-def child(scale: str, warmup: int, iterations: int) -> None:
+def child(scale: str, sets: list[str], warmup: int, iterations: int) -> None:
     from torch.utils._python_dispatch import TorchDispatchMode
 
     class OpCounter(TorchDispatchMode):
@@ -65,7 +66,7 @@ def child(scale: str, warmup: int, iterations: int) -> None:
             return func(*args, **(kwargs or {}))
 
     with tempfile.TemporaryDirectory() as run_dir:
-        trainer = random_image_trainer(scale, [], run_dir)
+        trainer = random_image_trainer(scale, sets, run_dir)
         for _ in range(warmup):
             trainer.train_iteration()
         t, c = time.perf_counter(), time.process_time()
@@ -83,13 +84,15 @@ def main() -> None:
     p.add_argument("--a", required=True, help="src directory of tree A (the reference)")
     p.add_argument("--b", required=True, help="src directory of tree B")
     p.add_argument("--scale", default="small32")
+    p.add_argument("--set", action="append", default=[], help="config override for both trees (repeatable)")
     p.add_argument("--rounds", type=int, default=6)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--iterations", type=int, default=10)
+    p.add_argument("--json", help="write the per-round times and medians here")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args.scale, args.warmup, args.iterations)
+        child(args.scale, args.set, args.warmup, args.iterations)
         return
     times: dict[str, list[float]] = {"A": [], "B": []}
     cpu: dict[str, list[float]] = {"A": [], "B": []}
@@ -101,7 +104,7 @@ def main() -> None:
             env = {**os.environ, "PYTHONPATH": src}
             out = subprocess.run([sys.executable, __file__, "--child", "--a", args.a, "--b", args.b,
                                   "--scale", args.scale, "--warmup", str(args.warmup),
-                                  "--iterations", str(args.iterations)],
+                                  "--iterations", str(args.iterations), *(f"--set={s}" for s in args.set)],
                                  env=env, capture_output=True, text=True, check=True).stdout
             rec = json.loads(out.strip().splitlines()[-1])
             times[name].append(rec["s_per_it"])
@@ -114,6 +117,11 @@ def main() -> None:
     print(f"median A {a:.4f} s/it, B {b:.4f} s/it, ratio B/A {b / a:.3f}; CPU time ratio {cb / ca:.3f}; "
           f"tensor ops per iteration A {ops['A']}, B {ops['B']} ({args.scale}, {args.rounds} rounds x "
           f"{args.iterations} iterations)")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"command": " ".join(sys.argv), "scale": args.scale, "sets": args.set, "a": args.a, "b": args.b,
+                       "s_per_it": times, "cpu_s_per_it": cpu, "median_s_per_it": {"A": a, "B": b},
+                       "ratio_b_over_a": b / a, "speedup_a_over_b": a / b, "ops_per_it": ops}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
-"""Logic of the benchmark scripts that decides which figures get published (no training here)."""
+"""Logic of the benchmark scripts that decides which figures get published (no training beyond single iterations)."""
 
 import importlib.util
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -161,3 +164,22 @@ def test_elr_batch_gaps_by_images_seen_pair_seeds_and_refuse_partial_iterations(
         assert "not a multiple of batch size 128" in str(e)
     else:
         raise AssertionError("a partial iteration was accepted")
+
+
+def test_iteration_ab_passes_config_overrides_to_both_trees_and_writes_json(tmp_path):
+    """Two copies of the same tree dispatch the same operators; the --set override reaches the child processes
+    (bf16 autocast adds cast operators over fp32)."""
+    src = str(ROOT / "src")
+    ops = {}
+    for precision in ("fp32", "bf16"):
+        out = tmp_path / f"{precision}.json"
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "iteration_ab.py"), "--a", src, "--b", src,
+                        "--scale", "tiny", "--rounds", "1", "--warmup", "0", "--iterations", "1",
+                        "--set", f"train.precision={precision}", "--json", str(out)],
+                       check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        rec = json.loads(out.read_text())
+        assert rec["sets"] == [f"train.precision={precision}"]
+        assert rec["ops_per_it"]["A"] == rec["ops_per_it"]["B"] > 0
+        assert len(rec["s_per_it"]["A"]) == len(rec["s_per_it"]["B"]) == 1
+        ops[precision] = rec["ops_per_it"]["A"]
+    assert ops["bf16"] > ops["fp32"]
