@@ -121,9 +121,9 @@ def test_ablate_trains_each_variant_and_seed_then_skips_finished_runs(tmp_path, 
 @pytest.mark.slow  # 2 trainings and FIDs in worker processes
 @pytest.mark.inception
 def test_ablate_jobs_runs_each_variant_in_its_own_process_then_summarises(tmp_path, capsys):
-    out = tmp_path / "abl"
-    argv = ["ablate", "--scale", "tiny", "--variants", "base,no-unaries", "--seeds", "1", "--steps", "2",
-            "--fid-samples", "10", "--probe-steps", "20", "--out", str(out), "--jobs", "2"]
+    out = tmp_path / "abl"  # --first-seed 3: more seeds for an ablation whose seeds 0-2 ran elsewhere
+    argv = ["ablate", "--scale", "tiny", "--variants", "base,no-unaries", "--seeds", "1", "--first-seed", "3",
+            "--steps", "2", "--fid-samples", "10", "--probe-steps", "20", "--out", str(out), "--jobs", "2"]
     assert main(argv) == 0
     log = capsys.readouterr().out
     assert "2 runs, 2 at a time, 1 thread(s) each" in log
@@ -132,9 +132,11 @@ def test_ablate_jobs_runs_each_variant_in_its_own_process_then_summarises(tmp_pa
     table = json.loads((out / "ablation.json").read_text())
     assert list(table["rows"]) == ["base", "no-unaries"] and all(r["seeds"] == 1 for r in table["rows"].values())
     for variant in ("base", "no-unaries"):
-        assert "training in" in (out / "logs" / f"{variant}-seed0.log").read_text()
-        assert json.loads((out / variant / "seed0" / "eval.json").read_text())["fid"] > 0
-    assert yaml.safe_load((out / "no-unaries" / "seed0" / "config.yaml").read_text())["objective"]["terms"] == ["xz"]
+        assert "training in" in (out / "logs" / f"{variant}-seed3.log").read_text()
+        assert json.loads((out / variant / "seed3" / "eval.json").read_text())["fid"] > 0
+        assert yaml.safe_load((out / variant / "seed3" / "config.yaml").read_text())["train"]["seed"] == 3
+    assert sorted(p.name for p in out.glob("*/seed*")) == ["seed3", "seed3"]
+    assert yaml.safe_load((out / "no-unaries" / "seed3" / "config.yaml").read_text())["objective"]["terms"] == ["xz"]
 
 
 @pytest.mark.slow
@@ -166,6 +168,10 @@ def test_ablate_rejects_zero_jobs_and_a_bad_cell_in_one_line(tmp_path, capsys):
     assert "--jobs 0" in capsys.readouterr().err
     assert main(base + ["--cell", "no-unaries:0"]) == 2
     assert "--cell 'no-unaries:0'" in capsys.readouterr().err
+    assert main(base + ["--first-seed", "-1"]) == 2
+    assert "--first-seed -1" in capsys.readouterr().err
+    assert main(base + ["--first-seed", "3", "--seeds", "2", "--cell", "base:2"]) == 2  # seeds 3 and 4 only
+    assert "SEED in 3..4" in capsys.readouterr().err
     assert not (tmp_path / "abl" / "base").exists()
 
 

@@ -190,6 +190,9 @@ def ablate_cli(args) -> int:
         raise ConfigError(f"unknown --protocol {args.protocol!r}; choose one of: {', '.join(PROTOCOLS)}")
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: give 1 or more runs at a time")
+    if args.seeds < 1 or args.first_seed < 0:
+        raise ConfigError(f"--seeds {args.seeds} --first-seed {args.first_seed}: give 1 or more seeds from 0 or above")
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     paper = args.protocol == "paper"
     variants = [v.strip() for v in args.variants.split(",") if v.strip()]
     for v in variants:  # fail fast on a typo, before hours of training
@@ -199,10 +202,10 @@ def ablate_cli(args) -> int:
     metrics = (["linear-paper"] if paper else ["linear"]) + ["fid"] + (["is"] if args.inception_weights else [])
     check_requirements(metrics, inception_weights=args.inception_weights)  # before hours of training
     _claim_protocol(out, args.protocol)  # after every check: a refused ablation leaves nothing behind
-    cells = [(variant, seed) for seed in range(args.seeds) for variant in variants]  # seed-major: an
+    cells = [(variant, seed) for seed in seeds for variant in variants]  # seed-major: an
     # ablation stopped part-way still has every variant at least once
     if args.cell:
-        cells = [_parse_cell(args.cell, variants, args.seeds)]
+        cells = [_parse_cell(args.cell, variants, seeds)]
     elif args.jobs > 1:
         status = _run_jobs(args, [(v, sd) for v, sd in cells if not (_run_dir(out, v, sd) / "eval.json").is_file()], out)
         if status:
@@ -261,10 +264,11 @@ def _run_cell(args, variant: str, seed: int, run: Path, metrics: list[str], eval
     return res
 
 
-def _parse_cell(cell: str, variants: list[str], seeds: int) -> tuple[str, int]:
+def _parse_cell(cell: str, variants: list[str], seeds: range) -> tuple[str, int]:
     variant, _, seed = cell.rpartition(":")
-    if variant not in variants or not seed.isdigit() or int(seed) >= seeds:
-        raise ConfigError(f"--cell {cell!r}: expected VARIANT:SEED with VARIANT in --variants and SEED < --seeds")
+    if variant not in variants or not seed.isdigit() or int(seed) not in seeds:
+        raise ConfigError(f"--cell {cell!r}: expected VARIANT:SEED with VARIANT in --variants and SEED in "
+                          f"{seeds.start}..{seeds.stop - 1} (--first-seed, --seeds)")
     return variant, int(seed)
 
 

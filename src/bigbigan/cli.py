@@ -309,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--scale", default="small32", choices=list(presets.SCALES))
     ap.add_argument("--variants", default="base,no-unaries", help="comma list of variants")
     ap.add_argument("--seeds", type=int, default=1, help="seeds per variant")
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="run seeds FIRST .. FIRST+SEEDS-1 (default 0): more seeds for an ablation whose earlier "
+                         "seeds were run before")
     ap.add_argument("--minutes", type=float, help="training minutes per run")
     ap.add_argument("--steps", type=int, help="training iterations per run")
     ap.add_argument("--out", default="runs/ablate", help="directory holding one run per variant x seed")
