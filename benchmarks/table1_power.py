@@ -2,6 +2,8 @@
 
     bigbigan ablate --scale small32 --protocol paper --seeds 3 ... --out ABL     # first: the runs
     python benchmarks/table1_power.py ABL --samples 5000 --json benchmarks/results/table1_paper_small32.json
+    # more seeds later (bigbigan ablate ... --first-seed 3 --out ABL2), the first ones' directories gone:
+    python benchmarks/table1_power.py ABL2 --earlier benchmarks/results/table1_paper_small32.json --json ...
 
 For every finished run (ABL/VARIANT/seedN/eval.json) the checkpoint its evaluation used (the early-stopped one
 under ``--protocol paper``) is scored with the Fréchet distance and KID in the small Fashion-MNIST classifier's
@@ -9,6 +11,8 @@ feature space (benchmarks/classifier_fd.py: cheap, so ``--samples`` can be 5-10K
 ablation uses 1-2K), kept beside the run as cfd_SAMPLES.json (a rerun reuses it). Then every Table 1 direction
 is tested over seeds with Welch's t-test (``bigbigan.ablate.directions``) on each measure: Cls. (train_val, the
 paper's column), test top-1, Inception FID and CFD. Prints Markdown; ``--json`` writes rows and directions.
+``--earlier`` folds in the per-seed figures of an earlier ``--json`` (same protocol and sample count) whose run
+directories are no longer at hand; a seed found twice is refused, never counted twice.
 """
 
 from __future__ import annotations
@@ -36,6 +40,45 @@ def cells(root: Path) -> dict[str, list[Path]]:
     return out
 
 
+COLUMNS = [("Cls. % (train_val)", None, 100), ("test top-1 %", None, 100), ("FID", "fid", 1), ("CFD", "cfd", 1),
+           ("KID (classifier)", "ckid", 1), ("step", "step", 1)]  # None: the protocol's Cls. / test key
+
+
+def columns(protocol: str) -> list[tuple[str, str, float]]:
+    """(heading, per-seed result key, scale in the table) of each measure under ``protocol``."""
+    cls_key, test_key = _CLS_KEYS[protocol]
+    keys = [cls_key, test_key] + [c[1] for c in COLUMNS[2:]]
+    return [(c[0], key, c[2]) for c, key in zip(COLUMNS, keys) if key]
+
+
+def earlier(path: Path, protocol: str, samples: int) -> dict[str, list[dict]]:
+    """Per-seed records ({key: value, "seed": N}) of an earlier ``--json``, in its table's units undone."""
+    d = json.loads(path.read_text())
+    if d.get("protocol") != protocol or d.get("samples") != samples:
+        raise SystemExit(f"table1_power: {path} holds protocol {d.get('protocol')} / {d.get('samples')} samples, "
+                         f"not {protocol} / {samples}: its figures are not comparable")
+    out: dict[str, list[dict]] = {}
+    for variant, row in d["rows"].items():
+        n = row["seeds"]
+        seeds = row.get("seed_ids") or list(range(n))  # JSON written before seed_ids: its seeds were 0..n-1
+        recs = [{"seed": s} for s in seeds]
+        for _, key, scale in columns(protocol):
+            vals = (row.get(key) or {}).get("per_seed", [])
+            if len(vals) != n:  # a measure missing for some seed: which seed it belongs to is unknown
+                raise SystemExit(f"table1_power: {path}: {variant} has {len(vals)} {key} values for {n} seeds")
+            for rec, v in zip(recs, vals):
+                rec[key] = v / scale
+        out[variant] = recs
+    return out
+
+
+def add_seed(results: dict[str, list[dict]], variant: str, rec: dict, source) -> None:
+    """Append one seed's record to its row; a seed already there (from another source) is an error."""
+    if rec["seed"] in {r.get("seed") for r in results.get(variant, [])}:
+        raise SystemExit(f"table1_power: {variant} seed {rec['seed']} appears again in {source}: a seed counts once")
+    results.setdefault(variant, []).append(rec)
+
+
 def score_cell(run: Path, samples: int, net, f_train) -> dict:
     """CFD / KID of ``samples`` EMA samples of the evaluated checkpoint (cached as run/cfd_SAMPLES.json)."""
     cache = run / f"cfd_{samples}.json"
@@ -55,14 +98,13 @@ def score_cell(run: Path, samples: int, net, f_train) -> dict:
 
 def table(results: dict[str, list[dict]], protocol: str) -> tuple[str, dict]:
     """Per-variant mean ± std of every measure (and every seed's value), as Markdown and JSON."""
-    cls_key, test_key = _CLS_KEYS[protocol]
-    cols = [("Cls. % (train_val)", cls_key, 100), ("test top-1 %", test_key, 100), ("FID", "fid", 1),
-            ("CFD", "cfd", 1), ("KID (classifier)", "ckid", 1), ("step", "step", 1)]
-    cols = [c for c in cols if c[1]]
+    cols = columns(protocol)
     lines = ["| variant | seeds | " + " | ".join(c[0] for c in cols) + " |", "|---" * (len(cols) + 2) + "|"]
     rows = {}
     for variant, runs in results.items():
         row = {"seeds": len(runs)}
+        if all("seed" in r for r in runs):
+            row["seed_ids"] = [r["seed"] for r in runs]
         cells_md = []
         for _, key, scale in cols:
             vals = [r[key] * scale for r in runs if r.get(key) is not None]
@@ -80,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("ablation", help="an ablation's --out directory")
     p.add_argument("--samples", type=int, default=5000, help="samples (and training images) for CFD/KID")
     p.add_argument("--json", help="write the table and every direction here")
+    p.add_argument("--earlier", action="append", default=[], metavar="JSON",
+                   help="an earlier --json of this script (same protocol, --samples): its seeds join the rows")
     args = p.parse_args(argv)
     root = Path(args.ablation)
     protocol = (root / "protocol.txt").read_text().strip() if (root / "protocol.txt").is_file() else "fast"
@@ -89,9 +133,15 @@ def main(argv: list[str] | None = None) -> int:
     net = classifier_fd.load_classifier()
     f_train = classifier_fd.features(net, classifier_fd.split_tensors("train", args.samples)[0])
     results: dict[str, list[dict]] = {}
+    for path in args.earlier:
+        for variant, recs in earlier(Path(path), protocol, args.samples).items():
+            for rec in recs:
+                add_seed(results, variant, rec, path)
     for variant, runs in found.items():
         for run in runs:
-            rec = {**json.loads((run / "eval.json").read_text()), **score_cell(run, args.samples, net, f_train)}
+            rec = {**json.loads((run / "eval.json").read_text()), **score_cell(run, args.samples, net, f_train),
+                   "seed": int(run.name[4:])}
+            add_seed(results, variant, rec, run)
             print(f"{variant} {run.name}: CFD {rec['cfd']:.3f}, FID {rec.get('fid', float('nan')):.2f}, "
                   f"Cls. {100 * rec.get(_CLS_KEYS[protocol][0], float('nan')):.2f}", flush=True)
             results.setdefault(variant, []).append(rec)
@@ -113,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join(parts)
     print(text)
     if args.json:
-        Path(args.json).write_text(json.dumps({"ablation": str(root), "protocol": protocol, "samples": args.samples,
+        Path(args.json).write_text(json.dumps({"ablation": str(root), "earlier": args.earlier, "protocol": protocol, "samples": args.samples,
                                                "rows": rows, "directions": tests, "torch": torch.__version__,
                                                "command": "python benchmarks/table1_power.py " + " ".join(
                                                    argv if argv is not None else sys.argv[1:])}, indent=2) + "\n")

@@ -90,6 +90,34 @@ def test_table1_power_finds_finished_runs_in_seed_order_and_averages_each_measur
     assert "| base | 2 | 81.00 ± 1.41 | 80.00 ± 1.41 | 92.00 ± 2.83 | 22.00 ± 2.83 |" in md
 
 
+def test_table1_power_folds_in_an_earlier_json_and_refuses_a_seed_twice(tmp_path):
+    import pytest
+
+    t1 = _module("table1_power")
+    recs = [{"linear_paper_avepool_train_val_top1": 0.80 + i / 100, "linear_paper_avepool_top1": 0.79, "fid": 90.0 + i,
+             "cfd": 20.0, "ckid": 1.0, "step": 500} for i in range(2)]
+    _, rows = t1.table({"base": recs}, "paper")  # written before seed_ids existed: seeds 0 and 1
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"protocol": "paper", "samples": 5000, "rows": rows}))
+    back = t1.earlier(old, "paper", 5000)["base"]
+    assert [r["seed"] for r in back] == [0, 1] and back[1]["fid"] == 91.0
+    assert back[1]["linear_paper_avepool_train_val_top1"] == pytest.approx(0.81)  # points back to a fraction
+    results = {}
+    for rec in back + [{**recs[0], "seed": 3}]:
+        t1.add_seed(results, "base", rec, "here")
+    _, rows = t1.table(results, "paper")
+    assert rows["base"]["seeds"] == 3 and rows["base"]["seed_ids"] == [0, 1, 3]
+    assert rows["base"]["fid"]["per_seed"] == [90.0, 91.0, 90.0]
+    with pytest.raises(SystemExit, match="base seed 1 appears again in run/seed1"):
+        t1.add_seed(results, "base", {**recs[0], "seed": 1}, "run/seed1")
+    with pytest.raises(SystemExit, match="not paper / 1000"):
+        t1.earlier(old, "paper", 1000)  # CFD over another sample count is not comparable
+    rows["base"]["cfd"]["per_seed"].pop()
+    old.write_text(json.dumps({"protocol": "paper", "samples": 5000, "rows": rows}))
+    with pytest.raises(SystemExit, match="2 cfd values for 3 seeds"):
+        t1.earlier(old, "paper", 5000)
+
+
 def test_fashion_mnist_stops_without_evaluating_a_run_stopped_by_a_signal(tmp_path, monkeypatch):
     """A SIGTERM mid-training (the run checkpoints and returns) must not be evaluated and published as finished."""
     import pytest
