@@ -79,6 +79,23 @@ def add_seed(results: dict[str, list[dict]], variant: str, rec: dict, source) ->
     results.setdefault(variant, []).append(rec)
 
 
+def gather(found: dict[str, list[Path]], earlier_jsons: list[str], protocol: str, samples: int,
+           score) -> dict[str, list[dict]]:
+    """Every seed's record: the earlier JSONs' first, then each run's eval.json with ``score(run)`` merged in."""
+    results: dict[str, list[dict]] = {}
+    for path in earlier_jsons:
+        for variant, recs in earlier(Path(path), protocol, samples).items():
+            for rec in recs:
+                add_seed(results, variant, rec, path)
+    for variant, runs in found.items():
+        for run in runs:
+            rec = {**json.loads((run / "eval.json").read_text()), **score(run), "seed": int(run.name[4:])}
+            add_seed(results, variant, rec, run)
+            print(f"{variant} {run.name}: CFD {rec['cfd']:.3f}, FID {rec.get('fid', float('nan')):.2f}, "
+                  f"Cls. {100 * rec.get(_CLS_KEYS[protocol][0], float('nan')):.2f}", flush=True)
+    return results
+
+
 def score_cell(run: Path, samples: int, net, f_train) -> dict:
     """CFD / KID of ``samples`` EMA samples of the evaluated checkpoint (cached as run/cfd_SAMPLES.json)."""
     cache = run / f"cfd_{samples}.json"
@@ -132,19 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"table1_power: no finished runs (VARIANT/seedN/eval.json) under {root}")
     net = classifier_fd.load_classifier()
     f_train = classifier_fd.features(net, classifier_fd.split_tensors("train", args.samples)[0])
-    results: dict[str, list[dict]] = {}
-    for path in args.earlier:
-        for variant, recs in earlier(Path(path), protocol, args.samples).items():
-            for rec in recs:
-                add_seed(results, variant, rec, path)
-    for variant, runs in found.items():
-        for run in runs:
-            rec = {**json.loads((run / "eval.json").read_text()), **score_cell(run, args.samples, net, f_train),
-                   "seed": int(run.name[4:])}
-            add_seed(results, variant, rec, run)
-            print(f"{variant} {run.name}: CFD {rec['cfd']:.3f}, FID {rec.get('fid', float('nan')):.2f}, "
-                  f"Cls. {100 * rec.get(_CLS_KEYS[protocol][0], float('nan')):.2f}", flush=True)
-            results.setdefault(variant, []).append(rec)
+    results = gather(found, args.earlier, protocol, args.samples,
+                     lambda run: score_cell(run, args.samples, net, f_train))
     md, rows = table(results, protocol)
     tests = {}
     parts = [f"Protocol: {protocol}; CFD/KID on {args.samples} samples.", "", md]

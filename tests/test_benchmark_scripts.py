@@ -112,6 +112,19 @@ def test_table1_power_folds_in_an_earlier_json_and_refuses_a_seed_twice(tmp_path
         t1.add_seed(results, "base", {**recs[0], "seed": 1}, "run/seed1")
     with pytest.raises(SystemExit, match="not paper / 1000"):
         t1.earlier(old, "paper", 1000)  # CFD over another sample count is not comparable
+    # The whole path main() takes: the earlier JSON's seeds 0, 1 and 3, then this run's seeds 4 and 5, each once.
+    for seed in (4, 5):
+        (tmp_path / "abl" / "base" / f"seed{seed}").mkdir(parents=True)
+        (tmp_path / "abl" / "base" / f"seed{seed}" / "eval.json").write_text(json.dumps({**recs[1], "cfd": None}))
+    old.write_text(json.dumps({"protocol": "paper", "samples": 5000, "rows": rows}))
+    got = t1.gather(t1.cells(tmp_path / "abl"), [str(old)], "paper", 5000, lambda run: {"cfd": 7.0})
+    _, both = t1.table(got, "paper")
+    assert both["base"]["seed_ids"] == [0, 1, 3, 4, 5] and both["base"]["seeds"] == 5
+    assert both["base"]["cfd"]["per_seed"] == [20.0, 20.0, 20.0, 7.0, 7.0]
+    with pytest.raises(SystemExit, match="base seed 3 appears again"):
+        (tmp_path / "abl" / "base" / "seed3").mkdir()
+        (tmp_path / "abl" / "base" / "seed3" / "eval.json").write_text(json.dumps(recs[0]))
+        t1.gather(t1.cells(tmp_path / "abl"), [str(old)], "paper", 5000, lambda run: {"cfd": 7.0})
     rows["base"]["cfd"]["per_seed"].pop()
     old.write_text(json.dumps({"protocol": "paper", "samples": 5000, "rows": rows}))
     with pytest.raises(SystemExit, match="2 cfd values for 3 seeds"):
