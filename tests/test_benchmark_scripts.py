@@ -125,10 +125,50 @@ def test_table1_power_folds_in_an_earlier_json_and_refuses_a_seed_twice(tmp_path
         (tmp_path / "abl" / "base" / "seed3").mkdir()
         (tmp_path / "abl" / "base" / "seed3" / "eval.json").write_text(json.dumps(recs[0]))
         t1.gather(t1.cells(tmp_path / "abl"), [str(old)], "paper", 5000, lambda run: {"cfd": 7.0})
+    with pytest.raises(SystemExit, match="holds the evaluations' own FID, this run FID on 5000 samples"):
+        t1.earlier(old, "paper", 5000, fid_samples=5000)  # FID at 1-2K and at 5K are not one measure
     rows["base"]["cfd"]["per_seed"].pop()
     old.write_text(json.dumps({"protocol": "paper", "samples": 5000, "rows": rows}))
     with pytest.raises(SystemExit, match="2 cfd values for 3 seeds"):
         t1.earlier(old, "paper", 5000)
+
+
+def test_table1_power_joins_ablation_directories_and_rescores_fid_once_per_checkpoint(tmp_path, monkeypatch):
+    import types
+
+    import pytest
+
+    t1 = _module("table1_power")
+    for root, seeds in (("a", (0, 1)), ("b", (2,))):
+        (tmp_path / root).mkdir()
+        (tmp_path / root / "protocol.txt").write_text("paper\n")
+        for seed in seeds:
+            run = tmp_path / root / "base" / f"seed{seed}"
+            run.mkdir(parents=True)
+            (run / "eval.json").write_text(json.dumps({"checkpoint": f"{run}/ckpt-2.pt", "fid": 90.0,
+                                                       "inception_precision": "bf16"}))
+    roots = [tmp_path / "a", tmp_path / "b"]
+    assert t1.protocol_of(roots) == "paper"
+    assert [p.name for p in t1.cells(*roots)["base"]] == ["seed0", "seed1", "seed2"]
+    (tmp_path / "b" / "protocol.txt").write_text("fast\n")
+    with pytest.raises(SystemExit, match="ran different protocols"):
+        t1.protocol_of(roots)
+
+    calls = []
+
+    def fake_metrics(cfg, G, *, n, metrics, inception_weights, inception_precision):
+        calls.append((G, n, inception_precision))
+        return {"fid": 40.0 + len(calls), "fid_samples": n}
+
+    from bigbigan.evaluation import generative
+    monkeypatch.setattr(generative, "generation_metrics", fake_metrics)
+    monkeypatch.setattr(t1.bigbigan, "load", lambda path: types.SimpleNamespace(cfg=None, G=path))
+    run = tmp_path / "a" / "base" / "seed0"
+    first = t1.score_fid(run, 5000)
+    assert first["fid"] == 41.0 and calls == [(f"{run}/ckpt-2.pt", 5000, "bf16")]  # the run's own precision
+    assert t1.score_fid(run, 5000)["fid"] == 41.0 and len(calls) == 1  # cached beside the run
+    (run / "eval.json").write_text(json.dumps({"checkpoint": f"{run}/ckpt-4.pt", "inception_precision": "fp32"}))
+    assert t1.score_fid(run, 5000)["fid"] == 42.0 and calls[-1][2] == "fp32"  # another checkpoint: scored again
 
 
 def test_fashion_mnist_stops_without_evaluating_a_run_stopped_by_a_signal(tmp_path, monkeypatch):
