@@ -118,21 +118,29 @@ def gather(found: dict[str, list[Path]], earlier_jsons: list[str], protocol: str
     return results
 
 
-def score_cell(run: Path, samples: int, net, f_train) -> dict:
-    """CFD / KID of ``samples`` EMA samples of the evaluated checkpoint (cached as run/cfd_SAMPLES.json)."""
-    cache = run / f"cfd_{samples}.json"
+def cached_score(run: Path, name: str, compute) -> dict:
+    """``compute(model, eval_record)`` for the checkpoint the run's evaluation used, kept as run/NAME.json and
+    reused while that checkpoint stays the evaluated one."""
+    cache = run / f"{name}.json"
     ev = json.loads((run / "eval.json").read_text())
     if cache.is_file():
         rec = json.loads(cache.read_text())
         if rec.get("checkpoint") == ev["checkpoint"]:
             return rec
     t0 = time.monotonic()
-    model = bigbigan.load(ev["checkpoint"])
-    rec = classifier_fd.distances(f_train, classifier_fd.features(net, model.sample(samples, seed=0)))
-    rec.update({"checkpoint": ev["checkpoint"], "step": ev.get("step"), "samples": samples,
-                "seconds": time.monotonic() - t0})
+    rec = compute(bigbigan.load(ev["checkpoint"]), ev)
+    rec.update({"checkpoint": ev["checkpoint"], "seconds": time.monotonic() - t0})
     cache.write_text(json.dumps(rec, indent=2) + "\n")
     return rec
+
+
+def score_cell(run: Path, samples: int, net, f_train) -> dict:
+    """CFD / KID of ``samples`` EMA samples of the evaluated checkpoint (cached as run/cfd_SAMPLES.json)."""
+    def compute(model, ev):
+        rec = classifier_fd.distances(f_train, classifier_fd.features(net, model.sample(samples, seed=0)))
+        return {**rec, "step": ev.get("step"), "samples": samples}
+
+    return cached_score(run, f"cfd_{samples}", compute)
 
 
 def score_fid(run: Path, samples: int) -> dict:
@@ -140,19 +148,9 @@ def score_fid(run: Path, samples: int) -> dict:
     at the Inception precision of the run's evaluation (cached as run/fid_SAMPLES.json)."""
     from bigbigan.evaluation.generative import generation_metrics
 
-    cache = run / f"fid_{samples}.json"
-    ev = json.loads((run / "eval.json").read_text())
-    if cache.is_file():
-        rec = json.loads(cache.read_text())
-        if rec.get("checkpoint") == ev["checkpoint"]:
-            return rec
-    t0 = time.monotonic()
-    model = bigbigan.load(ev["checkpoint"])
-    rec = generation_metrics(model.cfg, model.G, n=samples, metrics={"fid", "kid"}, inception_weights=None,
-                             inception_precision=ev.get("inception_precision"))
-    rec.update({"checkpoint": ev["checkpoint"], "seconds": time.monotonic() - t0})
-    cache.write_text(json.dumps(rec, indent=2) + "\n")
-    return rec
+    return cached_score(run, f"fid_{samples}", lambda model, ev: generation_metrics(
+        model.cfg, model.G, n=samples, metrics={"fid", "kid"}, inception_weights=None,
+        inception_precision=ev.get("inception_precision")))
 
 
 def table(results: dict[str, list[dict]], protocol: str) -> tuple[str, dict]:
