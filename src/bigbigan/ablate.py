@@ -84,6 +84,29 @@ def welch(a: list[float], b: list[float]) -> dict:
             "ci95": [float(ci.low), float(ci.high)]}
 
 
+POWER = 0.8
+
+
+def seeds_for_power(diff: float, sd: float, power: float = POWER, alpha: float = ALPHA,
+                    most: int = 100_000) -> int | None:
+    """Seeds per row that a two-sided two-sample t-test (equal rows, common spread ``sd``) needs to find a true
+    difference ``diff`` at level ``alpha`` with probability ``power``, from the noncentral t distribution.
+    None where there is nothing to find (no difference or no spread) or it takes more than ``most`` seeds."""
+    if diff == 0 or not sd > 0:
+        return None
+    d = abs(diff) / sd
+    z = sps.norm.ppf(1 - alpha / 2) + sps.norm.ppf(power)
+    n = max(2, int(2 * (z / d) ** 2))  # the normal approximation: never more than the t-test needs
+    while n <= most:
+        df = 2 * n - 2
+        crit = sps.t.ppf(1 - alpha / 2, df)
+        nc = d * (n / 2) ** 0.5
+        if sps.nct.sf(crit, df, nc) + sps.nct.cdf(-crit, df, nc) >= power:
+            return n
+        n += 1
+    return None
+
+
 def verdict(test: dict, sign: int) -> str:
     """'reproduced' / 'reversed' when p < ALPHA in the paper's / the opposite direction, else 'not resolved'."""
     if test["p"] is None:
@@ -108,17 +131,26 @@ def directions(results: dict[str, list[dict]], protocol: str = "fast", *, fid_ke
             continue
         scale = 100.0 if metric == "cls" else 1.0
         test = welch([v * scale for v in va], [v * scale for v in vb])
+        if len(va) > 1 and len(vb) > 1:  # the measured difference and pooled spread, taken as the truth
+            sd = ((statistics.variance(va) + statistics.variance(vb)) / 2) ** 0.5 * scale
+            test["seeds_for_power"] = seeds_for_power(test["diff"], sd)
+        else:
+            test["seeds_for_power"] = None
         label = metric if keys[metric] in ("fid", _CLS_KEYS[protocol][0]) else keys[metric]
         rows.append({"claim": claim, "a": a, "b": b, "metric": metric, "label": label, "paper_sign": sign,
                      "paper_diff": paper[0] - paper[1], **test, "verdict": verdict(test, sign)})
     if not rows:
         return "", rows
-    lines = [f"Directions (Welch's t-test over seeds, two-sided, verdict at p < {ALPHA}; Cls. in points):", "",
-             "| claim | A - B | paper | measured (95% interval) | seeds | verdict |", "|---|---|---|---|---|---|"]
+    lines = [(f"Directions (Welch's t-test over seeds, two-sided, verdict at p < {ALPHA}; Cls. in points; the last "
+             "column: seeds per row a t-test needs to find the measured difference at the measured spread):"), "",
+             ("| claim | A - B | paper | measured (95% interval) | seeds | verdict | seeds for "
+             f"{POWER:.0%} power |"), "|---|---|---|---|---|---|---|"]
     for r in rows:
         ci = "" if r["ci95"] is None else f" ({r['ci95'][0]:+.2f} to {r['ci95'][1]:+.2f})"
+        need = r["seeds_for_power"]
         lines.append(f"| {r['claim']} | {r['a']} - {r['b']} ({r['label']}) | {r['paper_diff']:+.2f} | "
-                     f"{r['diff']:+.2f}{ci} | {r['n'][0]}, {r['n'][1]} | {r['verdict']} |")
+                     f"{r['diff']:+.2f}{ci} | {r['n'][0]}, {r['n'][1]} | {r['verdict']} | "
+                     f"{'n/a' if need is None else need} |")
     return "\n".join(lines), rows
 
 
