@@ -264,3 +264,49 @@ def test_iteration_ab_passes_config_overrides_to_both_trees_and_writes_json(tmp_
         assert len(rec["s_per_it"]["A"]) == len(rec["s_per_it"]["B"]) == 1
         ops[precision] = rec["ops_per_it"]["A"]
     assert ops["bf16"] > ops["fp32"]
+
+
+def test_fid_noise_scores_each_draw_once_and_splits_the_seed_spread(tmp_path, monkeypatch, capsys):
+    import types
+
+    import pytest
+
+    fn = _module("fid_noise")
+    t1 = sys.modules["table1_power"]  # the module fid_noise's cache comes from
+    fids = {("base", 0): [50.0, 52.0, 48.0], ("base", 1): [44.0, 46.0, 45.0]}  # per sample seed
+    calls = []
+
+    def fake_metrics(cfg, G, *, n, metrics, inception_weights, seed, inception_precision):
+        calls.append((G, n, seed, inception_precision))
+        variant, s = G.split("/")[-3], int(G.split("/")[-2][4:])
+        return {"fid": fids[(variant, s)][seed], "fid_samples": n}
+
+    from bigbigan.evaluation import generative
+    monkeypatch.setattr(generative, "generation_metrics", fake_metrics)
+    monkeypatch.setattr(t1.bigbigan, "load", lambda path: types.SimpleNamespace(cfg=None, G=path))
+    runs = []
+    for s in (0, 1):
+        run = tmp_path / "abl" / "base" / f"seed{s}"
+        run.mkdir(parents=True)
+        (run / "eval.json").write_text(json.dumps({"checkpoint": f"{run}/ckpt.pt", "fid": fids[("base", s)][0],
+                                                   "fid_samples": 1000, "inception_precision": "bf16"}))
+        runs.append(str(run))
+    assert fn.main([*runs, "--draws", "3", "--json", str(tmp_path / "n.json")]) == 0
+    assert sorted(c[2] for c in calls) == [0, 0, 1, 1, 2, 2] and {c[1:4:2] for c in calls} == {(1000, "bf16")}
+    out = json.loads((tmp_path / "n.json").read_text())
+    row = out["rows"]["base"]
+    assert row["sampling_std"] == pytest.approx(((4.0 + 1.0) / 2) ** 0.5)  # variances 4 and 1 over the draws
+    assert row["seed_std"] == pytest.approx(6.0 / 2**0.5) and row["seeds"] == 2  # evaluated FIDs 50 and 44
+    assert row["sampling_share"] == pytest.approx(2.5 / 18.0)
+    assert "| base | 2 x 3 | 1.58 | 4.24 (2) | 0.14 |" in capsys.readouterr().out
+    assert fn.main([*runs, "--draws", "3"]) == 0 and len(calls) == 6  # cached beside each run: nothing again
+    # the spread over training seeds from a table1_power JSON (more seeds than the runs scored here)
+    spread = tmp_path / "t1.json"
+    spread.write_text(json.dumps({"rows": {"base": {"fid": {"per_seed": [40.0, 50.0, 60.0]}}}}))
+    assert fn.main([*runs, "--draws", "3", "--seed-spread", str(spread), "--json", str(tmp_path / "n.json")]) == 0
+    row = json.loads((tmp_path / "n.json").read_text())["rows"]["base"]
+    assert row["seed_std"] == pytest.approx(10.0) and row["seeds"] == 3
+    with pytest.raises(SystemExit, match="at least 2"):
+        fn.main([*runs, "--draws", "1"])
+    with pytest.raises(SystemExit, match="no eval.json"):
+        fn.main([str(tmp_path / "abl" / "base")])
