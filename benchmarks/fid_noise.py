@@ -29,15 +29,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from table1_power import cached_score  # the sibling benchmark script
 
 
-def score_draw(run: Path, seed: int) -> dict:
-    """Inception FID of the evaluated checkpoint on sample seed ``seed``, the evaluation's sample count, reference
-    images and Inception precision (cached as run/fid_draw_N_SEED.json)."""
+def score_draw(run: Path, seed: int, n: int) -> dict:
+    """Inception FID of the evaluated checkpoint on sample seed ``seed`` and ``n`` samples (the evaluation's count),
+    its reference images and Inception precision (cached as run/fid_draw_N_SEED.json)."""
     from bigbigan.evaluation.generative import generation_metrics
 
-    ev = json.loads((run / "eval.json").read_text())
-    n = ev.get("fid_samples")
-    if not n:
-        raise SystemExit(f"fid_noise: {run}/eval.json has no FID (fid_samples); evaluate with FID first")
     return cached_score(run, f"fid_draw_{n}_{seed}", lambda model, ev: {**generation_metrics(
         model.cfg, model.G, n=n, metrics={"fid"}, inception_weights=None, seed=seed,
         inception_precision=ev.get("inception_precision")), "sample_seed": seed})
@@ -78,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluated: dict[str, list[float]] = {}
     for run in runs:
         variant, ev = run.parent.name, json.loads((run / "eval.json").read_text())
-        fids = [score_draw(run, seed)["fid"] for seed in range(args.draws)]
+        if not ev.get("fid_samples"):
+            raise SystemExit(f"fid_noise: {run}/eval.json has no FID (fid_samples); evaluate with FID first")
+        fids = [score_draw(run, seed, ev["fid_samples"])["fid"] for seed in range(args.draws)]
         draws.setdefault(variant, {})[str(run)] = fids
         evaluated.setdefault(variant, []).append(ev["fid"])
         print(f"{variant} {run.name}: evaluated FID {ev['fid']:.2f}; draws " + ", ".join(f"{f:.2f}" for f in fids)

@@ -130,12 +130,12 @@ def directions(results: dict[str, list[dict]], protocol: str = "fast", *, fid_ke
         if not va or not vb:
             continue
         scale = 100.0 if metric == "cls" else 1.0
-        test = welch([v * scale for v in va], [v * scale for v in vb])
+        va, vb = [v * scale for v in va], [v * scale for v in vb]
+        test = welch(va, vb)
+        need = None
         if len(va) > 1 and len(vb) > 1:  # the measured difference and pooled spread, taken as the truth
-            sd = ((statistics.variance(va) + statistics.variance(vb)) / 2) ** 0.5 * scale
-            test["seeds_for_power"] = seeds_for_power(test["diff"], sd)
-        else:
-            test["seeds_for_power"] = None
+            need = seeds_for_power(test["diff"], ((statistics.variance(va) + statistics.variance(vb)) / 2) ** 0.5)
+        test["seeds_for_power"] = need
         label = metric if keys[metric] in ("fid", _CLS_KEYS[protocol][0]) else keys[metric]
         rows.append({"claim": claim, "a": a, "b": b, "metric": metric, "label": label, "paper_sign": sign,
                      "paper_diff": paper[0] - paper[1], **test, "verdict": verdict(test, sign)})
