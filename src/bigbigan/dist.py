@@ -77,4 +77,7 @@ def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
 
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
+        # every rank reaches here before any tears down: a gloo rank destroying its group while a peer still
+        # works (rank 0 writing a file) aborted at exit now and then ("terminate called without an active exception")
+        dist.barrier()
         dist.destroy_process_group()
