@@ -85,6 +85,12 @@ def test_directions_give_a_verdict_that_follows_the_data():
     assert by["x unary improves FID"]["seeds_for_power"] == 2
     assert by["no unaries (BiGAN's objective) hurt FID"]["seeds_for_power"] > 300
     assert "| x unary improves FID | base - z-unary-only (fid) | -8.29 |" in md
+    # the directions the paper states in its text: same rows, their own metric and sign
+    assert by["x unary improves Cls. (text)"]["diff"] == pytest.approx(0.0)  # 51.0 against 51.0 points
+    assert by["x unary improves Cls. (text)"]["paper_diff"] == pytest.approx(0.32)
+    zf = by["z unary improves FID without the x unary (text)"]
+    assert (zf["a"], zf["b"], zf["diff"]) == ("z-unary-only", "no-unaries", pytest.approx(41.1666667 - 32.0))
+    assert zf["verdict"].startswith("not resolved")  # no-unaries' spread
     # another measure in FID's place (a second generation measure): tested and labelled by its own key
     for r in res.values():
         for run in r:
