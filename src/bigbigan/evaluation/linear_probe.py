@@ -61,18 +61,21 @@ def classifier_ema_decay(step: int, ema_decay: float) -> float:
 
 
 @torch.no_grad()
-def _accuracy(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, chunk: int = 8192) -> tuple[float, float]:
-    """Top-1 and top-5 accuracy of the linear classifier (weight [D, C], bias [C]) on x [N, D]."""
-    k = min(5, weight.shape[1])
-    hit1 = hit5 = 0
+def _accuracy(x: Tensor, y: Tensor, weight: Tensor, bias: Tensor, lanes: int = 1,
+              chunk: int = 8192) -> tuple[list[float], list[float]]:
+    """Top-1 and top-5 accuracy on x [N, D] of each of ``lanes`` linear classifiers stacked row-wise
+    (weight [lanes * C, D], bias [lanes * C]); one pair of lists, one entry per classifier."""
+    k = min(5, weight.shape[0] // lanes)
+    hit1 = torch.zeros(lanes, dtype=torch.long, device=weight.device)
+    hit5 = torch.zeros_like(hit1)
     for x_c, y_c in zip(x.split(chunk), y.split(chunk), strict=True):
-        logits = x_c.to(weight.device, torch.float32) @ weight + bias
-        top = logits.topk(k, dim=1).indices
-        y_c = y_c.to(top.device)[:, None]
-        hit1 += int((top[:, :1] == y_c).sum())
-        hit5 += int((top == y_c).any(dim=1).sum())
+        logits = torch.addmm(bias, x_c.to(weight.device, torch.float32), weight.t()).view(x_c.shape[0], lanes, -1)
+        top = logits.topk(k, dim=2).indices  # [n, lanes, k]
+        y_c = y_c.to(top.device)[:, None, None]
+        hit1 += (top[:, :, :1] == y_c).sum((0, 2))
+        hit5 += (top == y_c).any(dim=2).sum(0)
     n = max(x.shape[0], 1)
-    return hit1 / n, hit5 / n
+    return [h / n for h in hit1.tolist()], [h / n for h in hit5.tolist()]
 
 
 def _minibatches(n: int, batch_size: int, steps: int, seed: int, device: torch.device) -> Iterator[Tensor]:
@@ -84,6 +87,99 @@ def _minibatches(n: int, batch_size: int, steps: int, seed: int, device: torch.d
             buf = torch.cat([buf, torch.randperm(n, generator=gen)])
         idx, buf = buf[:batch_size], buf[batch_size:]
         yield idx.to(device)
+
+
+class _Adam:
+    """Adam (Kingma & Ba; the update of ``torch.optim.Adam`` with its defaults) on tensors whose rows carry
+    their own learning rate (``lr_rows`` [rows]): one pass over every classifier of a sweep."""
+
+    def __init__(self, params: Sequence[Tensor], lr_rows: Tensor, betas=(0.9, 0.999), eps: float = 1e-8):
+        self.params, self.betas, self.eps, self.t = params, betas, eps, 0
+        self.lrs = [lr_rows.view(-1, *([1] * (p.dim() - 1))) for p in params]
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def step(self, grads: Sequence[Tensor]) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        bc1, bc2_sqrt = 1 - b1**self.t, (1 - b2**self.t) ** 0.5
+        for p, m, v, g, lr in zip(self.params, self.m, self.v, grads, self.lrs, strict=True):
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            denom = v.sqrt().div_(bc2_sqrt).add_(self.eps)
+            p.sub_(m.div(denom).mul_(lr / bc1))
+
+
+@torch.no_grad()
+def _train_probes(train_x: Tensor, train_y: Tensor, eval_x: Tensor, eval_y: Tensor, *, num_classes: int,
+                  lrs: Sequence[float], steps: int = 5000, batch_size: int = 256, ema_decay: float = 0.9999,
+                  val_x: Tensor | None = None, val_y: Tensor | None = None, eval_every: int = 500, seed: int = 0,
+                  augment_fn: Callable[[Tensor], Tensor] | None = None) -> list[ProbeResult]:
+    """One classifier per learning rate in ``lrs``, trained side by side on the same minibatches.
+
+    The L classifiers are one [L * C, D] matrix: each step gathers the minibatch once, computes all logits with
+    one matrix product and every classifier's softmax cross-entropy gradient in closed form ((softmax - onehot)
+    / B, no autograd graph), and one Adam pass updates every classifier at its own learning rate. Each
+    classifier's columns see only its own loss, so the result is the one it would reach alone (up to float
+    rounding of the wider products); a sweep costs about one probe.
+    """
+    device = train_x.device
+    dim, lanes, c = train_x.shape[1], len(lrs), num_classes
+    weight = torch.zeros(lanes * c, dim, device=device)  # nn.Linear's layout: the fast one for both products
+    bias = torch.zeros(lanes * c, device=device)
+    ema_w, ema_b = weight.clone(), bias.clone()
+    opt = _Adam([weight, bias], torch.tensor(lrs, dtype=torch.float32, device=device).repeat_interleave(c))
+    train_y = train_y.to(device).long()
+
+    curves: list[list[dict]] = [[] for _ in lrs]
+    best: list[tuple[float, int, Tensor, Tensor] | None] = [None] * lanes  # (val_top1, step, ema_w, ema_b)
+    loss_sum, loss_n = torch.zeros(lanes, device=device), 0
+    for t, idx in enumerate(_minibatches(train_x.shape[0], batch_size, steps, seed, device)):
+        xb = (augment_fn(idx) if augment_fn is not None else train_x.index_select(0, idx)).to(device, torch.float32)
+        yb = train_y.index_select(0, idx)
+        b = xb.shape[0]
+        logits = torch.mm(xb, weight.t()).add_(bias).view(b, lanes, c)
+        lse = logits.logsumexp(2, keepdim=True)
+        loss_sum += (lse - logits.gather(2, yb.view(b, 1, 1).expand(b, lanes, 1))).mean(0).view(lanes)
+        grad = (logits - lse).exp_().sub_(F.one_hot(yb, c).to(logits.dtype).unsqueeze(1))  # softmax - onehot
+        grad = grad.view(b, lanes * c).div_(b)
+        opt.step((grad.t() @ xb, grad.sum(0)))
+        decay = classifier_ema_decay(t, ema_decay)
+        ema_w.lerp_(weight, 1.0 - decay)
+        ema_b.lerp_(bias, 1.0 - decay)
+        loss_n += 1  # the summed loss stays on the device: no host sync per step
+        if (t + 1) % eval_every == 0 or t + 1 == steps:
+            # "loss": mean training loss since the previous record
+            losses = (loss_sum / loss_n).tolist()
+            loss_sum, loss_n = torch.zeros(lanes, device=device), 0
+            if val_x is not None and val_y is not None:
+                scored = _accuracy(val_x, val_y, ema_w, ema_b, lanes)[0]
+            else:
+                scored, scored5 = _accuracy(eval_x, eval_y, ema_w, ema_b, lanes)
+            for i, lr in enumerate(lrs):
+                record: dict = {"step": t + 1, "loss": losses[i], "lr": lr}
+                if val_x is not None and val_y is not None:
+                    record["val_top1"] = scored[i]
+                    if best[i] is None or scored[i] > best[i][0]:
+                        cols = slice(i * c, (i + 1) * c)
+                        best[i] = (scored[i], t + 1, ema_w[cols].clone(), ema_b[cols].clone())
+                else:
+                    record["top1"], record["top5"] = scored[i], scored5[i]
+                curves[i].append(record)
+
+    results = []
+    for i, lr in enumerate(lrs):
+        if best[i] is not None:
+            val_top1, step, w, b_ = best[i]
+            (top1,), (top5,) = _accuracy(eval_x, eval_y, w, b_)
+            results.append(ProbeResult(top1, top5, val_top1, lr, step, curves[i]))
+        elif curves[i]:
+            results.append(ProbeResult(curves[i][-1]["top1"], curves[i][-1]["top5"], None, lr, steps, curves[i]))
+        else:  # no steps
+            cols = slice(i * c, (i + 1) * c)
+            (top1,), (top5,) = _accuracy(eval_x, eval_y, ema_w[cols], ema_b[cols])
+            results.append(ProbeResult(top1, top5, None, lr, steps, curves[i]))
+    return results
 
 
 def train_linear_probe(
@@ -111,50 +207,9 @@ def train_linear_probe(
     freshly augmented features [B, D] for the minibatch indices ``idx`` (the paper's augmented mode);
     by default the cached ``train_x`` rows are used.
     """
-    device = train_x.device
-    dim = train_x.shape[1]
-    weight = torch.zeros(dim, num_classes, device=device, requires_grad=True)
-    bias = torch.zeros(num_classes, device=device, requires_grad=True)
-    ema_w = weight.detach().clone()
-    ema_b = bias.detach().clone()
-    opt = torch.optim.Adam([weight, bias], lr=lr)
-    batches = _minibatches(train_x.shape[0], batch_size, steps, seed, device)
-    train_y = train_y.to(device).long()
-
-    curve: list[dict] = []
-    best: tuple[float, int, Tensor, Tensor] | None = None  # (val_top1, step, ema_w, ema_b)
-    loss_sum, loss_n = torch.zeros((), device=device), 0
-    for t, idx in enumerate(batches):
-        xb = augment_fn(idx) if augment_fn is not None else train_x[idx]
-        loss = F.cross_entropy(xb.float() @ weight + bias, train_y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        with torch.no_grad():
-            decay = classifier_ema_decay(t, ema_decay)
-            ema_w.lerp_(weight, 1.0 - decay)
-            ema_b.lerp_(bias, 1.0 - decay)
-            loss_sum += loss.detach()  # no host sync per step
-        loss_n += 1
-        if (t + 1) % eval_every == 0 or t + 1 == steps:
-            # "loss": mean training loss since the previous record
-            record: dict = {"step": t + 1, "loss": float(loss_sum) / loss_n, "lr": lr}
-            loss_sum, loss_n = torch.zeros((), device=device), 0
-            if val_x is not None and val_y is not None:
-                val_top1, _ = _accuracy(val_x, val_y, ema_w, ema_b)
-                record["val_top1"] = val_top1
-                if best is None or val_top1 > best[0]:
-                    best = (val_top1, t + 1, ema_w.clone(), ema_b.clone())
-            else:
-                record["top1"], record["top5"] = _accuracy(eval_x, eval_y, ema_w, ema_b)
-            curve.append(record)
-
-    if best is not None:
-        val_top1, step, w, b = best
-        top1, top5 = _accuracy(eval_x, eval_y, w, b)
-        return ProbeResult(top1, top5, val_top1, lr, step, curve)
-    top1, top5 = (curve[-1]["top1"], curve[-1]["top5"]) if curve else _accuracy(eval_x, eval_y, ema_w, ema_b)
-    return ProbeResult(top1, top5, None, lr, steps, curve)
+    return _train_probes(train_x, train_y, eval_x, eval_y, num_classes=num_classes, lrs=[lr], steps=steps,
+                         batch_size=batch_size, ema_decay=ema_decay, val_x=val_x, val_y=val_y,
+                         eval_every=eval_every, seed=seed, augment_fn=augment_fn)[0]
 
 
 def sweep_linear_probe(
@@ -169,23 +224,11 @@ def sweep_linear_probe(
     lrs: Sequence[float] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
     **kwargs,
 ) -> ProbeResult:
-    """Table 2 protocol (App. A): one probe per learning rate, each early-stopped on train_val; returns the
-    run with the best train_val accuracy (its eval-set score at the selected step), with every run's
-    curve concatenated (records carry their "lr")."""
-    runs = [
-        train_linear_probe(
-            train_x,
-            train_y,
-            eval_x,
-            eval_y,
-            num_classes=num_classes,
-            lr=lr,
-            val_x=val_x,
-            val_y=val_y,
-            **kwargs,
-        )
-        for lr in lrs
-    ]
+    """Table 2 protocol (App. A): one probe per learning rate, each early-stopped on train_val (all trained
+    side by side in one pass); returns the run with the best train_val accuracy (its eval-set score at the
+    selected step), with every run's curve concatenated (records carry their "lr")."""
+    runs = _train_probes(train_x, train_y, eval_x, eval_y, num_classes=num_classes, lrs=list(lrs), val_x=val_x,
+                         val_y=val_y, **kwargs)
     best = max(runs, key=lambda r: r.val_top1 if r.val_top1 is not None else -1.0)
     return ProbeResult(
         best.top1, best.top5, best.val_top1, best.lr, best.steps, [rec for r in runs for rec in r.curve]
