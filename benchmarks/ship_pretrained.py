@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 import bigbigan
-from bigbigan import model as bmodel
+from bigbigan import checkpoint as bckpt
 from bigbigan.evaluation.fixed_probe import ProbeProtocol, fixed_probe
 from bigbigan.export import export_run, write_export
 
@@ -81,7 +81,7 @@ def ship(run: str | Path, name: str, *, root: Path | None = None, dtype: str = "
     from bigbigan.evaluation.report import training_minutes
     from bigbigan.files import read_jsonl
 
-    root = Path(root) if root is not None else bmodel.PRETRAINED_ROOT
+    root = Path(root) if root is not None else bckpt.PRETRAINED_ROOT
     out = root / name
     run = Path(run)
     with tempfile.TemporaryDirectory() as tmp:
@@ -137,7 +137,7 @@ def ship(run: str | Path, name: str, *, root: Path | None = None, dtype: str = "
 
 def check_shipped(name: str, *, progress: bool = False) -> tuple[float, float]:
     """(recorded, re-measured) probe top-1 of the shipped model ``name``."""
-    meta = json.loads((bmodel.PRETRAINED_ROOT / name / "metadata.json").read_text())
+    meta = json.loads((bckpt.PRETRAINED_ROOT / name / "metadata.json").read_text())
     protocol = ProbeProtocol(**meta["probe"]["protocol"])
     return meta["probe"]["top1"], fixed_probe(bigbigan.load(name), protocol, progress=progress)["top1"]
 

@@ -22,7 +22,7 @@ LAYERS = [
     {"objective"},  # losses as pure functions of D's scores
     {"config"},  # the typed configuration (validates against nets' and objective's choices)
     {"presets"},  # scales and variants
-    {"checkpoint", "standing"},  # checkpoint files; standing BN statistics: for train and evaluation alike
+    {"checkpoint", "standing"},  # checkpoint files and reading exports; standing BN statistics: train and evaluation
     {"train", "evaluation"},  # the trainer; evaluation protocols: independent of each other
     {"workflows", "export"},  # a training run with the evaluation and picture hooks; exported models
     {"model"},  # bigbigan.load: a trained model as a tool

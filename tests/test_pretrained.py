@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import bigbigan
+from bigbigan import checkpoint as bckpt
 from bigbigan import model as bmodel
 from bigbigan.data import DEFAULT_DIRS
 from bigbigan.evaluation.fixed_probe import stratified_subset
@@ -41,7 +42,7 @@ def test_stratified_subset_takes_per_class_items_by_seed():
 
 
 def test_ship_a_tiny_run_and_load_it_by_name(tiny_run, tmp_path, monkeypatch):
-    monkeypatch.setattr(bmodel, "PRETRAINED_ROOT", tmp_path / "pretrained")
+    monkeypatch.setattr(bckpt, "PRETRAINED_ROOT", tmp_path / "pretrained")
     ship = _ship_module()
     assert ship.main([str(tiny_run), "--name", "tiny-digits", "--train-per-class", "20", "--test-per-class",
                       "10", "--probe-steps", "100", "--no-progress"]) == 0
@@ -62,9 +63,9 @@ def test_ship_a_tiny_run_and_load_it_by_name(tiny_run, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_matches_its_recorded_probe(name):
-    folder = bmodel.PRETRAINED_ROOT / name
+    folder = bckpt.PRETRAINED_ROOT / name
     if not folder.is_dir():
-        pytest.skip(f"no shipped model {name!r} in {bmodel.PRETRAINED_ROOT} yet "
+        pytest.skip(f"no shipped model {name!r} in {bckpt.PRETRAINED_ROOT} yet "
                     f"(python benchmarks/ship_pretrained.py RUN --name {name} writes it)")
     if name == "fashion-mnist" and not Path(DEFAULT_DIRS["fashion-mnist"]).is_dir():  # the probe's test images
         pytest.skip("dataset-fashion-mnist not installed (scripts/test.sh installs it)")

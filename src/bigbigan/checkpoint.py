@@ -6,6 +6,9 @@ Files are ``RUN_DIR/checkpoints/ckpt-{step:08d}.pt``. A write goes to a temporar
 is fsync'ed and then renamed over the final name, so a kill at any moment leaves every existing checkpoint
 intact. Loading uses ``torch.load(..., weights_only=True)``: a file that needs arbitrary code to unpickle is
 refused.
+
+Exported models (``config.json`` + ``model.safetensors``, written by ``export.py``) are read here too, so that
+evaluation and ``bigbigan.load`` accept them alike.
 """
 
 from __future__ import annotations
@@ -16,8 +19,12 @@ import warnings
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import load_file as load_safetensors
 from safetensors.torch import save_file
+from torch import Tensor, nn
 
+from .config import Config, from_dict
 from .files import atomic_save, atomic_write_text, replacing
 
 CKPT_RE = re.compile(r"^ckpt-(\d{8})\.pt$")
@@ -140,3 +147,86 @@ def export_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], confi
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
                   metadata={"config": json.dumps(config)})
     return path
+
+
+# ---- exported models (written by ``bigbigan export``; read here, below both evaluation and ``bigbigan.load``) ----
+
+FORMAT = "bigbigan-export"
+FORMAT_VERSION = 1
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained"  # shipped exports: PRETRAINED_ROOT/<name>/
+
+
+def is_export(path: str | Path) -> bool:
+    p = Path(path)
+    return (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file()
+
+
+def read_export(path: str | Path) -> tuple[Config, dict[str, Tensor], dict]:
+    """(configuration, float32 tensors, config.json contents) of an exported directory or a ``.safetensors``
+    file with the configuration in its metadata (``ema.safetensors``)."""
+    p = Path(path)
+    if p.is_dir():
+        meta_path, weights = p / CONFIG_NAME, p / WEIGHTS_NAME
+        if not weights.is_file():
+            raise CheckpointError(f"{p} has no {WEIGHTS_NAME}: not an exported bigbigan model")
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"cannot read {meta_path}: {exc}") from None
+        if meta.get("format") != FORMAT:
+            raise CheckpointError(f"{meta_path} is not a bigbigan export (format {meta.get('format')!r})")
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise CheckpointError(f"{meta_path} has format version {meta['format_version']}; this bigbigan "
+                                  f"reads up to {FORMAT_VERSION} (upgrade bigbigan)")
+        config = meta["config"]
+    else:
+        weights = p
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                raw = (f.metadata() or {}).get("config")
+        except Exception as exc:  # noqa: BLE001 - any failure to read is reported in one line
+            raise CheckpointError(f"cannot read {p} as safetensors: {str(exc).splitlines()[0][:200]}") from None
+        if raw is None:
+            raise CheckpointError(f"{p} carries no bigbigan configuration in its metadata")
+        config, meta = json.loads(raw), {}
+    tensors = load_safetensors(str(weights))
+    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+    return from_dict(config), tensors, meta
+
+
+def shipped_names() -> list[str]:
+    """Names of the exported models shipped in the package (``bigbigan.load(name)``)."""
+    root = PRETRAINED_ROOT
+    return sorted(p.name for p in root.iterdir() if is_export(p)) if root.is_dir() else []
+
+
+def find_export(target: str | Path) -> tuple[Path, bool] | None:
+    """(path, shipped) when ``target`` names an exported model: an exported directory, a ``.safetensors`` file
+    (``ema.safetensors``) or, where no such local path exists, the name of a shipped model; else None.
+    A local path wins over a shipped name."""
+    p = Path(target)
+    if p.exists():
+        if (p.is_dir() and is_export(p)) or (p.is_file() and p.suffix == ".safetensors"):
+            return p, False
+        return None
+    shipped = PRETRAINED_ROOT / str(target)
+    if isinstance(target, str) and "/" not in target and is_export(shipped):
+        return shipped, True
+    return None
+
+
+def load_export_weights(path: str | Path, tensors: dict[str, Tensor], G: nn.Module, E: nn.Module | None) -> None:
+    """Load an export's ``G.`` and ``E.`` tensors into freshly built G and E (a mismatch names the file)."""
+
+    def part(prefix: str) -> dict[str, Tensor]:
+        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+    try:
+        G.load_state_dict(part("G."))
+        if E is not None:
+            E.load_state_dict(part("E."))
+    except RuntimeError as exc:
+        raise CheckpointError(f"{path}: weights do not match its configuration: "
+                              f"{str(exc).splitlines()[0][:200]}") from None

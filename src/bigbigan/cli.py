@@ -272,7 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     tp.set_defaults(func=cmd_train)
 
     ep = sub.add_parser("eval", help="evaluate a run or checkpoint (EMA models)")
-    ep.add_argument("target", help="run directory or checkpoint file")
+    ep.add_argument("target", help="run directory, checkpoint file, exported directory (bigbigan export) or the "
+                    "name of a shipped model (e.g. fashion-mnist; results go to ./eval-NAME)")
     ep.add_argument("--metrics", default="linear,knn,fid,kid,recon",
                     help="comma list of linear (fast probe on cached features), linear-sweep (lr sweep, train_val selection), linear-paper (Table 1 protocol with augmentation), knn, fid, kid, is, recon (default: %(default)s)")
     ep.add_argument("--json", help="write the results as JSON to this file (default RUN_DIR/eval.json)")

@@ -15,21 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from . import __version__
-from .checkpoint import CheckpointError, export_safetensors
-from .config import Config, from_dict, to_dict
+from .checkpoint import CONFIG_NAME, FORMAT, FORMAT_VERSION, WEIGHTS_NAME, CheckpointError, export_safetensors
+from .config import Config, to_dict
 from .data import DataError, open_source
 from .evaluation.features import extract_features, load_models
 from .files import atomic_write_text
 
-FORMAT = "bigbigan-export"
-FORMAT_VERSION = 1
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 STATS_IMAGES = 10_000  # training images whose AvePool features give the BN+CReLU statistics
 STATS_SEED = 0  # the seeded random sample of them (SPEC Sec. 4: never the first N of a class-sorted split)
@@ -137,39 +131,3 @@ def export_run(target: str | Path, out: str | Path, *, which: str = "latest", dt
     return write_export(out, loaded.cfg, loaded.G.float(), loaded.E, stats=stats, dtype=dtype, info=info)
 
 
-def is_export(path: str | Path) -> bool:
-    p = Path(path)
-    return (p / CONFIG_NAME).is_file() and (p / WEIGHTS_NAME).is_file()
-
-
-def read_export(path: str | Path) -> tuple[Config, dict[str, Tensor], dict]:
-    """(configuration, float32 tensors, config.json contents) of an exported directory or a ``.safetensors``
-    file with the configuration in its metadata (``ema.safetensors``)."""
-    p = Path(path)
-    if p.is_dir():
-        meta_path, weights = p / CONFIG_NAME, p / WEIGHTS_NAME
-        if not weights.is_file():
-            raise CheckpointError(f"{p} has no {WEIGHTS_NAME}: not an exported bigbigan model")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"cannot read {meta_path}: {exc}") from None
-        if meta.get("format") != FORMAT:
-            raise CheckpointError(f"{meta_path} is not a bigbigan export (format {meta.get('format')!r})")
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise CheckpointError(f"{meta_path} has format version {meta['format_version']}; this bigbigan "
-                                  f"reads up to {FORMAT_VERSION} (upgrade bigbigan)")
-        config = meta["config"]
-    else:
-        weights = p
-        try:
-            with safe_open(str(p), framework="pt") as f:
-                raw = (f.metadata() or {}).get("config")
-        except Exception as exc:  # noqa: BLE001 - any failure to read is reported in one line
-            raise CheckpointError(f"cannot read {p} as safetensors: {str(exc).splitlines()[0][:200]}") from None
-        if raw is None:
-            raise CheckpointError(f"{p} carries no bigbigan configuration in its metadata")
-        config, meta = json.loads(raw), {}
-    tensors = load_file(str(weights))
-    tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
-    return from_dict(config), tensors, meta

@@ -24,24 +24,17 @@ from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, find_export, load_export_weights, read_export, shipped_names
 from .config import Config
 from .data.decode import DECODE_ERRORS, decode_rgb, pil_rgb
 from .data.errors import DataError
 from .data.transforms import eval_transform, match_channels
 from .evaluation.features import load_models
 from .evaluation.linear_probe import bn_crelu
-from .export import FeatureStats, feature_statistics, is_export, read_export
+from .export import FeatureStats, feature_statistics
 from .nets import build_encoder, build_generator, sample_prior
 
-PRETRAINED_ROOT = Path(__file__).resolve().parent / "pretrained"  # shipped exports: PRETRAINED_ROOT/<name>/
 FEATURES = ("avepool", "bn_crelu", "z")
-
-
-def shipped_names() -> list[str]:
-    """Names of the exported models shipped in the package (``bigbigan.load(name)``)."""
-    root = PRETRAINED_ROOT
-    return sorted(p.name for p in root.iterdir() if is_export(p)) if root.is_dir() else []
 
 
 # ---- inputs ---------------------------------------------------------------------------------------------------
@@ -334,17 +327,7 @@ def _uint8(x: Tensor) -> Tensor:
 def _from_export(path: Path, device: str | torch.device) -> BigBiGAN:
     cfg, tensors, meta = read_export(path)
     G, E = build_generator(cfg.model), build_encoder(cfg.model)
-
-    def part(prefix: str) -> dict[str, Tensor]:
-        return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-    try:
-        G.load_state_dict(part("G."))
-        if E is not None:
-            E.load_state_dict(part("E."))
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not match its configuration: "
-                              f"{str(exc).splitlines()[0][:200]}") from None
+    load_export_weights(path, tensors, G, E)
     stats = None
     if "features.mean" in tensors:
         stats = FeatureStats(tensors["features.mean"], tensors["features.std"],
@@ -379,19 +362,14 @@ def load(path: str | Path, *, checkpoint: str = "latest", device: str | torch.de
     """
     if checkpoint not in ("latest", "best"):
         raise CheckpointError(f"checkpoint must be 'latest' or 'best', got {checkpoint!r}")
+    if (found := find_export(path)) is not None:
+        return _from_export(found[0], device)
     p = Path(path)
     if not p.exists():
-        shipped = PRETRAINED_ROOT / str(path)
-        if isinstance(path, str) and "/" not in path and is_export(shipped):
-            return _from_export(shipped, device)
         names = shipped_names()
         raise CheckpointError(f"{path} is not a file, a directory or the name of a shipped model "
                               f"(shipped: {', '.join(names) if names else 'none in this installation'})")
-    if p.is_dir() and is_export(p):
-        return _from_export(p, device)
     if p.is_dir() and not (p / "checkpoints").is_dir():
         raise CheckpointError(f"{p} is neither a run directory (no checkpoints/) nor an exported model (no "
                               "config.json + model.safetensors)")
-    if p.is_file() and p.suffix == ".safetensors":
-        return _from_export(p, device)
     return _from_checkpoint(p, checkpoint, device, data_dir)

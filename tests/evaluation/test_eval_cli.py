@@ -114,3 +114,35 @@ def test_eval_linear_paper_alone_encodes_no_train_sub_features(tmp_path, monkeyp
     assert main(["eval", str(run), "--metrics", "linear", "--probe-steps", "20", "--json",
                  str(tmp_path / "e2.json")]) == 0
     assert "train_sub" in splits  # the fast probe trains on it
+
+
+def test_eval_of_an_export_and_a_shipped_name_equals_eval_of_the_run(tmp_path, monkeypatch, train_tiny):
+    """`bigbigan eval` takes what `bigbigan.load` takes: an exported directory gives the run's own figures and
+    keeps its results inside the export; a shipped name writes to ./eval-NAME, never into the package."""
+    from bigbigan import checkpoint as bckpt
+    from bigbigan.export import export_run
+
+    run = tmp_path / "run"
+    train_tiny(run)
+    args = ["--metrics", "linear,recon", "--probe-steps", "50"]
+    assert main(["eval", str(run), *args, "--json", str(tmp_path / "run.json")]) == 0
+    exported = export_run(run, tmp_path / "export", stats_images=0)
+    assert main(["eval", str(exported), *args]) == 0
+    ref = json.loads((tmp_path / "run.json").read_text())
+    got = json.loads((exported / "eval.json").read_text())
+    assert got["run_dir"] == str(exported) and got["step"] == ref["step"] == 4
+    for key in ("linear_avepool_top1", "linear_bn_crelu_top1", "rel_l1"):
+        assert got[key] == ref[key], key
+    assert (exported / "eval" / "reconstructions.png").is_file()
+
+    monkeypatch.setattr(bckpt, "PRETRAINED_ROOT", tmp_path / "pretrained")
+    (tmp_path / "pretrained").mkdir()
+    exported.rename(tmp_path / "pretrained" / "tiny")
+    monkeypatch.chdir(tmp_path)
+    before = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in (tmp_path / "pretrained").rglob("*"))
+    assert main(["eval", "tiny", *args]) == 0
+    shipped = json.loads((tmp_path / "eval-tiny" / "eval.json").read_text())
+    assert shipped["linear_avepool_top1"] == ref["linear_avepool_top1"]
+    assert (tmp_path / "eval-tiny" / "eval" / "reconstructions.png").is_file()
+    after = sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in (tmp_path / "pretrained").rglob("*"))
+    assert after == before  # nothing written into the shipped model's folder

@@ -16,7 +16,15 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from .. import dist as bdist
-from ..checkpoint import CheckpointError, config_differences, load_file, resolve_checkpoint
+from ..checkpoint import (
+    CheckpointError,
+    config_differences,
+    find_export,
+    load_export_weights,
+    load_file,
+    read_export,
+    resolve_checkpoint,
+)
 from ..config import Config, from_dict, load_yaml, to_dict
 from ..data import eval_batches, open_split
 from ..data.errors import DataError
@@ -40,25 +48,42 @@ class Loaded:
 
 def load_models(target: str | Path, which: str = "latest", device: str | torch.device = "cpu",
                 standing_stats_batches: int | None = None, data_dir: str | None = None) -> Loaded:
-    """The EMA G and E of a run directory or checkpoint file, ready for evaluation: with standing statistics
-    over ``standing_stats_batches`` batches (default: the run's ``eval.standing_stats_batches``; 0: the EMA's
-    copied running statistics). Every evaluation loads its models here. Call on every rank."""
-    path = resolve_checkpoint(target, which)
-    state = load_file(path)
-    cfg = from_dict(state["config"], drop_legacy=True)  # older runs evaluate with the EMA weights they saved
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
-    own = run_dir / "config.yaml"
-    if path.parent.name == "checkpoints" and own.is_file():  # a stray checkpoint of another run or variant
-        differ = config_differences(to_dict(load_yaml(own, drop_legacy=True)), to_dict(cfg))
-        if differ:
-            raise CheckpointError(f"{path} does not belong to the run in {run_dir} ({differ})")
-    G, _, E = build_models(cfg)
-    G.load_state_dict(state["G_ema"]["model"])
+    """The EMA G and E of a run directory, a checkpoint file or an exported model (an exported directory,
+    ``ema.safetensors``, or a shipped name such as ``fashion-mnist``), ready for evaluation: with standing
+    statistics over ``standing_stats_batches`` batches (default: the configuration's
+    ``eval.standing_stats_batches``; 0: the saved BN statistics). Every evaluation loads its models here. Call on
+    every rank.
+
+    ``run_dir`` is where evaluation writes (``eval.json``, ``eval/`` pictures, ``features/``): the run directory;
+    for an exported directory the directory itself, for a ``.safetensors`` file its folder, for a shipped model
+    ``./eval-NAME`` (the installed package is not the user's to write in).
+    """
+    if (found := find_export(target)) is not None:
+        path, shipped = found
+        cfg, tensors, meta = read_export(path)
+        G, _, E = build_models(cfg)
+        load_export_weights(path, tensors, G, E)
+        step = int(meta.get("step", 0))
+        run_dir = Path(f"eval-{path.name}").resolve() if shipped else (path if path.is_dir() else path.parent)
+    else:
+        path = resolve_checkpoint(target, which)
+        state = load_file(path)
+        cfg = from_dict(state["config"], drop_legacy=True)  # older runs evaluate with the EMA weights they saved
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        own = run_dir / "config.yaml"
+        if path.parent.name == "checkpoints" and own.is_file():  # a stray checkpoint of another run or variant
+            differ = config_differences(to_dict(load_yaml(own, drop_legacy=True)), to_dict(cfg))
+            if differ:
+                raise CheckpointError(f"{path} does not belong to the run in {run_dir} ({differ})")
+        G, _, E = build_models(cfg)
+        G.load_state_dict(state["G_ema"]["model"])
+        if E is not None:
+            E.load_state_dict(state["E_ema"]["model"])
+        step = int(state["step"])
     G = G.to(device).eval()
     if E is not None:
-        E.load_state_dict(state["E_ema"]["model"])
         E = E.to(device).eval()
-    digest = weights_digest(state.get("E_ema", state["G_ema"])["model"])
+    digest = weights_digest((E if E is not None else G).state_dict())
     if data_dir:  # the data has moved since training: the standing pass and features read it here
         cfg.data.data_dir = data_dir
     try:
@@ -66,7 +91,7 @@ def load_models(target: str | Path, which: str = "latest", device: str | torch.d
     except DataError as exc:
         raise DataError(f"standing statistics of the EMA encoder need the run's training data: {exc} (give "
                         "--data-dir, or --standing-stats-batches 0 to keep the copied BN statistics)") from None
-    return Loaded(cfg, G, E, int(state["step"]), path, run_dir, digest, n)
+    return Loaded(cfg, G, E, step, path, run_dir, digest, n)
 
 
 def weights_digest(state: dict[str, Tensor]) -> str:

@@ -180,7 +180,7 @@ def _key_rows(res: dict, keys) -> tuple[str, set[str]]:
 
 def metric_sections(res: dict) -> str:
     """eval.json grouped: representation (probes, k-NN), generation, reconstruction, then anything else."""
-    parts, used = [], {"checkpoint", "step", "scale", "variant", "split", "timings_s", "note"}
+    parts, used = [], {"checkpoint", "run_dir", "step", "scale", "variant", "split", "timings_s", "note"}
     probes, u1 = probe_table(res)
     knn, u2 = knn_table(res)
     used |= u1 | u2

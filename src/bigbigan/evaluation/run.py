@@ -180,7 +180,7 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     loaded = load_models(target, which, device, standing_stats_batches, data_dir=data_dir)
     cfg = loaded.cfg
     res: dict = {} if results is None else results
-    res.update({"checkpoint": str(loaded.path), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
+    res.update({"checkpoint": str(loaded.path), "run_dir": str(loaded.run_dir), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
                 "split": split, "subset_seed": subset_seed, "train_limit": train_limit,
                 "standing_stats_batches": loaded.standing_stats_batches, "timings_s": {}})
     if {"linear", "linear-sweep", "linear-paper"} & set(metrics):
@@ -263,11 +263,10 @@ def format_table(res: dict) -> str:
     return "\n".join(lines)
 
 
-def eval_json_path(checkpoint: str | Path) -> Path:
-    """Default results file: ``eval.json`` of the run the checkpoint belongs to (beside ``checkpoints/``), or
-    beside a checkpoint file kept elsewhere."""
-    p = Path(checkpoint)
-    return (p.parent.parent if p.parent.name == "checkpoints" else p.parent) / "eval.json"
+def eval_json_path(run_dir: str | Path) -> Path:
+    """Default results file: ``eval.json`` in the evaluated model's ``run_dir`` (``load_models``): the run the
+    checkpoint belongs to, the folder of a checkpoint kept elsewhere, an exported directory, ``./eval-NAME``."""
+    return Path(run_dir) / "eval.json"
 
 
 def merge_results(old: dict | None, new: dict) -> dict:
@@ -299,7 +298,7 @@ def evaluate_cli(args) -> int:
     bdist.init(args.device)
     feats = ("avepool", "bn-crelu") if args.feature == "both" else (args.feature,)
     res: dict = {}
-    meta = ("checkpoint", "step", "scale", "variant", "split", "subset_seed", "train_limit",
+    meta = ("checkpoint", "run_dir", "step", "scale", "variant", "split", "subset_seed", "train_limit",
             "standing_stats_batches", "timings_s", "probe_steps")
     try:
         evaluate(args.target, [m.strip() for m in args.metrics.split(",") if m.strip()], which=args.checkpoint,
@@ -311,13 +310,13 @@ def evaluate_cli(args) -> int:
     except BaseException as exc:
         if bdist.info().is_main and any(k not in meta for k in res):
             res["failed"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-            out = Path(args.json) if args.json else eval_json_path(res["checkpoint"])
+            out = Path(args.json) if args.json else eval_json_path(res["run_dir"])
             write_results(out, res)
             print(f"partial results (computed before the failure): {out}")
         raise
     if bdist.info().is_main:
         print(format_table(res))
-        out = Path(args.json) if args.json else eval_json_path(res["checkpoint"])
+        out = Path(args.json) if args.json else eval_json_path(res["run_dir"])
         res.pop("failed", None)
         write_results(out, res)
         print(f"results: {out}")
