@@ -46,9 +46,8 @@ class PeriodicEval:
                       "progress": False}
             tr_f, tr_y = extract_features(E, self.train_src, **kw)
             va_f, va_y = extract_features(E, self.val_src, **kw)
-            with torch.enable_grad():
-                r = train_linear_probe(tr_f, tr_y, va_f, va_y, num_classes=self.train_src.num_classes,
-                                       steps=self.probe_steps)
+            r = train_linear_probe(tr_f, tr_y, va_f, va_y, num_classes=self.train_src.num_classes,
+                                   steps=self.probe_steps)
             rec["train_val_top1"] = r.top1
         if cfg.train.eval_fid_samples:
             rec.update(generation_metrics(cfg, G, n=cfg.train.eval_fid_samples,
