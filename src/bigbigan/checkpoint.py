@@ -140,12 +140,16 @@ def mark_best(run_dir: str | Path, step: int, metric: str, value: float) -> None
     atomic_write_text(ckpt_dir(run_dir) / "best.json", json.dumps(record))
 
 
-def export_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], config: dict) -> Path:
-    """Write tensors (e.g. the EMA G and E) as safetensors with the run's config in the metadata."""
+def export_safetensors(path: str | Path, tensors: dict[str, torch.Tensor], config: dict,
+                       step: int | None = None) -> Path:
+    """Write tensors (e.g. the EMA G and E) as safetensors with the run's config (and the training step, when
+    given) in the metadata."""
     path = Path(path)
+    metadata = {"config": json.dumps(config)}
+    if step is not None:
+        metadata["step"] = str(int(step))
     with replacing(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp),
-                  metadata={"config": json.dumps(config)})
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
     return path
 
 
@@ -185,12 +189,14 @@ def read_export(path: str | Path) -> tuple[Config, dict[str, Tensor], dict]:
         weights = p
         try:
             with safe_open(str(p), framework="pt") as f:
-                raw = (f.metadata() or {}).get("config")
+                file_meta = f.metadata() or {}
+            raw = file_meta.get("config")
         except Exception as exc:  # noqa: BLE001 - any failure to read is reported in one line
             raise CheckpointError(f"cannot read {p} as safetensors: {str(exc).splitlines()[0][:200]}") from None
         if raw is None:
             raise CheckpointError(f"{p} carries no bigbigan configuration in its metadata")
-        config, meta = json.loads(raw), {}
+        config = json.loads(raw)
+        meta = {"step": int(file_meta["step"])} if file_meta.get("step", "").isdigit() else {}
     tensors = load_safetensors(str(weights))
     tensors = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     return from_dict(config), tensors, meta

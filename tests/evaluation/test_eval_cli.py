@@ -134,6 +134,10 @@ def test_eval_of_an_export_and_a_shipped_name_equals_eval_of_the_run(tmp_path, m
     for key in ("linear_avepool_top1", "linear_bn_crelu_top1", "rel_l1"):
         assert got[key] == ref[key], key
     assert (exported / "eval" / "reconstructions.png").is_file()
+    assert main(["eval", str(run / "ema.safetensors"), *args, "--json", str(tmp_path / "ema.json")]) == 0
+    ema = json.loads((tmp_path / "ema.json").read_text())
+    assert ema["run_dir"] == str(run) and ema["step"] == 4  # the step travels in the file's metadata
+    assert ema["linear_avepool_top1"] == ref["linear_avepool_top1"]
 
     monkeypatch.setattr(bckpt, "PRETRAINED_ROOT", tmp_path / "pretrained")
     (tmp_path / "pretrained").mkdir()

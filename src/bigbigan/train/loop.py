@@ -202,7 +202,7 @@ class Trainer:
         tensors = {f"G.{k}": v for k, v in G.state_dict().items()}
         if E is not None:
             tensors.update({f"E.{k}": v for k, v in E.state_dict().items()})
-        return export_safetensors(path or self.run_dir / "ema.safetensors", tensors, to_dict(self.cfg))
+        return export_safetensors(path or self.run_dir / "ema.safetensors", tensors, to_dict(self.cfg), step=self.step)
 
     # ---- one iteration ---------------------------------------------------------------------------------------
 
