@@ -129,5 +129,3 @@ def export_run(target: str | Path, out: str | Path, *, which: str = "latest", dt
                             "--data-dir, or --stats-images 0 to export without them)") from None
     info = {"step": loaded.step, "checkpoint": loaded.path.name}
     return write_export(out, loaded.cfg, loaded.G.float(), loaded.E, stats=stats, dtype=dtype, info=info)
-
-

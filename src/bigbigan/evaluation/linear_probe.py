@@ -120,7 +120,7 @@ def _train_probes(train_x: Tensor, train_y: Tensor, eval_x: Tensor, eval_y: Tens
     The L classifiers are one [L * C, D] matrix: each step gathers the minibatch once, computes all logits with
     one matrix product and every classifier's softmax cross-entropy gradient in closed form ((softmax - onehot)
     / B, no autograd graph), and one Adam pass updates every classifier at its own learning rate. Each
-    classifier's columns see only its own loss, so the result is the one it would reach alone (up to float
+    classifier's rows see only its own loss, so the result is the one it would reach alone (up to float
     rounding of the wider products); a sweep costs about one probe.
     """
     device = train_x.device
@@ -131,6 +131,8 @@ def _train_probes(train_x: Tensor, train_y: Tensor, eval_x: Tensor, eval_y: Tens
     opt = _Adam([weight, bias], torch.tensor(lrs, dtype=torch.float32, device=device).repeat_interleave(c))
     train_y = train_y.to(device).long()
 
+    has_val = val_x is not None and val_y is not None
+    rows = [slice(i * c, (i + 1) * c) for i in range(lanes)]  # each classifier's rows of weight and bias
     curves: list[list[dict]] = [[] for _ in lrs]
     best: list[tuple[float, int, Tensor, Tensor] | None] = [None] * lanes  # (val_top1, step, ema_w, ema_b)
     loss_sum, loss_n = torch.zeros(lanes, device=device), 0
@@ -152,17 +154,16 @@ def _train_probes(train_x: Tensor, train_y: Tensor, eval_x: Tensor, eval_y: Tens
             # "loss": mean training loss since the previous record
             losses = (loss_sum / loss_n).tolist()
             loss_sum, loss_n = torch.zeros(lanes, device=device), 0
-            if val_x is not None and val_y is not None:
+            if has_val:
                 scored = _accuracy(val_x, val_y, ema_w, ema_b, lanes)[0]
             else:
                 scored, scored5 = _accuracy(eval_x, eval_y, ema_w, ema_b, lanes)
             for i, lr in enumerate(lrs):
                 record: dict = {"step": t + 1, "loss": losses[i], "lr": lr}
-                if val_x is not None and val_y is not None:
+                if has_val:
                     record["val_top1"] = scored[i]
                     if best[i] is None or scored[i] > best[i][0]:
-                        cols = slice(i * c, (i + 1) * c)
-                        best[i] = (scored[i], t + 1, ema_w[cols].clone(), ema_b[cols].clone())
+                        best[i] = (scored[i], t + 1, ema_w[rows[i]].clone(), ema_b[rows[i]].clone())
                 else:
                     record["top1"], record["top5"] = scored[i], scored5[i]
                 curves[i].append(record)
@@ -176,8 +177,7 @@ def _train_probes(train_x: Tensor, train_y: Tensor, eval_x: Tensor, eval_y: Tens
         elif curves[i]:
             results.append(ProbeResult(curves[i][-1]["top1"], curves[i][-1]["top5"], None, lr, steps, curves[i]))
         else:  # no steps
-            cols = slice(i * c, (i + 1) * c)
-            (top1,), (top5,) = _accuracy(eval_x, eval_y, ema_w[cols], ema_b[cols])
+            (top1,), (top5,) = _accuracy(eval_x, eval_y, ema_w[rows[i]], ema_b[rows[i]])
             results.append(ProbeResult(top1, top5, None, lr, steps, curves[i]))
     return results
 

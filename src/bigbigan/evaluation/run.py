@@ -180,9 +180,9 @@ def evaluate(target: str | Path, metrics: list[str], *, which: str = "latest", s
     loaded = load_models(target, which, device, standing_stats_batches, data_dir=data_dir)
     cfg = loaded.cfg
     res: dict = {} if results is None else results
-    res.update({"checkpoint": str(loaded.path), "run_dir": str(loaded.run_dir), "step": loaded.step, "scale": cfg.scale, "variant": cfg.variant,
-                "split": split, "subset_seed": subset_seed, "train_limit": train_limit,
-                "standing_stats_batches": loaded.standing_stats_batches, "timings_s": {}})
+    res.update({"checkpoint": str(loaded.path), "run_dir": str(loaded.run_dir), "step": loaded.step,
+                "scale": cfg.scale, "variant": cfg.variant, "split": split, "subset_seed": subset_seed,
+                "train_limit": train_limit, "standing_stats_batches": loaded.standing_stats_batches, "timings_s": {}})
     if {"linear", "linear-sweep", "linear-paper"} & set(metrics):
         res["probe_steps"] = probe_steps
     pics = loaded.run_dir / "eval" if pictures else None
