@@ -310,3 +310,37 @@ def test_fid_noise_scores_each_draw_once_and_splits_the_seed_spread(tmp_path, mo
         fn.main([*runs, "--draws", "1"])
     with pytest.raises(SystemExit, match="no eval.json"):
         fn.main([str(tmp_path / "abl" / "base")])
+
+
+def test_levers_takes_probe_time_off_the_clock_and_compares_arms_at_equal_training_minutes(tmp_path):
+    lv = _module("levers")
+
+    def arm(name, points, eval_seconds):
+        run = tmp_path / f"{name}-s0"
+        run.mkdir()
+        recs = [{"step": s, "minutes": m, "train_val_top1": t / 100, "eval_seconds": eval_seconds}
+                for s, m, t in points]
+        recs.insert(1, {"step": points[0][0], "fid": 30.0})  # other records: not probes, no time taken off
+        (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+        (run / "stats.jsonl").write_text(json.dumps({"step": points[0][0], "time/minutes": 0.5}) + "\n")
+        return {"arm": name, "seed": 0, "change": name, "iterations": points[-1][0], "s_per_it": 1.0,
+                "curve": lv.curve(run)}
+
+    # base probes take 60 s each: its third probe starts at wall minute 12, i.e. 10 minutes of training.
+    base = arm("base", [(100, 2.0, 80.0), (200, 7.0, 82.0), (300, 12.0, 84.0)], 60.0)
+    assert [p["train_minutes"] for p in base["curve"]] == [2.0, 6.0, 10.0]
+    assert [p["train_val_top1"] for p in base["curve"]] == [80.0, 82.0, 84.0]  # in percent
+    fast = arm("d1", [(150, 3.0, 81.0), (300, 9.0, 85.0)], 0.0)  # 9 minutes: the common end
+    cmp = lv.compare([base, fast])
+    assert cmp["minutes"] == [3.0, 6.0, 9.0]
+    assert cmp["arms"]["base"]["top1"][-1] == 83.5  # 82 + (9 - 6) / (10 - 6) * 2
+    assert cmp["arms"]["d1"]["top1"] == [81.0, 83.0, 85.0]
+    assert cmp["arms"]["d1"]["gap"][-1] == 1.5 and cmp["arms"]["base"]["gap"] == [0.0, 0.0, 0.0]
+    assert lv.at(base["curve"], 1.0) is None  # before the first probe: no figure, not an extrapolation
+    assert "| d1 | d1 | 1.000 | 300 | 81.00% | 83.00% | 85.00% | +1.50 |" in lv.table(cmp)
+    try:
+        lv.config("b64", 0, 20.0, 4800 + 32, [])
+    except SystemExit as e:
+        assert "not a multiple of arm b64's batch size 64" in str(e)
+    else:
+        raise AssertionError("a probe interval of partial iterations was accepted")

@@ -128,6 +128,20 @@ def test_eager_feature_paths_agree_with_the_torchscript():
     assert 0 < rel < 0.05
 
 
+@pytest.mark.inception
+def test_bf16_features_warn_once_on_a_cpu_without_bf16_instructions(monkeypatch, capsys):
+    from bigbigan import runtime
+
+    x = torch.zeros(1, 1, 28, 28)
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda: False)
+    with torch.no_grad():
+        bf16 = InceptionFeatures.load(precision="bf16")
+        bf16(x)
+        bf16(x)
+        InceptionFeatures.load(precision="fp32-eager")(x)
+    assert capsys.readouterr().err.count("the Inception (FID/KID features) in bf16 on a CPU without bf16") == 1
+
+
 @pytest.mark.slow  # compiles the Inception graph (about a minute on 2 cores)
 @pytest.mark.inception
 @pytest.mark.skipif(not cxx_available(), reason="no C++ compiler for torch.compile")

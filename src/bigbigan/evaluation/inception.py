@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..runtime import warn_if_slow_bf16
+
 INCEPTION_SIZE = 299
 _FEATURES_FILE = "default_1.pt"
 
@@ -143,6 +145,7 @@ class InceptionFeatures(nn.Module):
         self.eager: InceptionLogits | None = None
         self._pool = None
         self._batch = 0  # compiled modes: the batch size every call runs at
+        self._warned = False
         if precision != "fp32":
             self.eager = fold_batchnorm(logits_graph_from_features(self.net)).to(memory_format=torch.channels_last)
             self._pool = self.eager.pool_features
@@ -174,6 +177,9 @@ class InceptionFeatures(nn.Module):
             self._batch = self._batch or n
             if n < self._batch:
                 x = torch.cat([x, x.new_zeros(self._batch - n, *x.shape[1:])])
+        if self.precision.startswith("bf16") and not self._warned:
+            warn_if_slow_bf16("the Inception (FID/KID features)", x.device.type, "--inception-precision fp32-eager")
+            self._warned = True
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.precision.startswith("bf16")):
             return self._pool(x).float()[:n]

@@ -38,6 +38,7 @@ from ..data.seeding import mix_seed
 from ..files import truncate_jsonl
 from ..nets import Scores, build_models, sample_prior
 from ..objective import d_accuracy, discriminator_loss, discriminator_terms, encoder_generator_loss
+from ..runtime import warn_if_slow_bf16
 from ..standing import ema_standing_stats
 from .ema import EMA
 from .maintenance import Hook, Section, progress_bar, stop_agreed
@@ -81,6 +82,8 @@ class Trainer:
                 f"optim.batch_size={o.batch_size} does not divide over {self.info.world} processes"
             )
         self.local_batch = o.batch_size // self.info.world
+        if self.info.is_main and t.precision == "bf16":
+            warn_if_slow_bf16("training", self.device.type, "--precision fp32 (train.precision=fp32)")
         torch.manual_seed(t.seed)  # initial weights: identical on every rank
         G, D, E = build_models(cfg)
         self.G, self.D, self.E = (m.to(self.device) if m is not None else None for m in (G, D, E))
