@@ -13,7 +13,8 @@ that runs more evaluations (a faster iteration, a larger batch) is not charged f
 same training minutes (linear interpolation of train_val top-1 between the probe points, in points against
 ``base``), and each arm's iteration count and pace are printed, so a fixed ``--steps`` run reproduces its end point
 on any machine. One seed per arm unless ``--seeds``: the fast probe moves by ~0.5-1 point between seeds at these
-lengths (BENCHMARKS.md), so only gaps beyond that are read as a lever's effect.
+lengths (BENCHMARKS.md), so only gaps beyond that are read as a lever's effect. Every arm's curve ends with the
+same probe on its last checkpoint (outside the clock), so all arms have a point at their end of training.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from bigbigan.evaluation.features import load_models
+from bigbigan.evaluation.periodic import PeriodicEval
 from bigbigan.evaluation.report import train_val_curve, training_minutes
 from bigbigan.files import atomic_write_text, read_jsonl
 from bigbigan.presets import resolve
@@ -107,6 +110,21 @@ def train_arm(arm: str, seed: int, args) -> dict:
     return res
 
 
+def with_final_probe(run: Path, res: dict) -> dict:
+    """The arm's curve ends with the fast probe of its last checkpoint (EMA encoder, standing statistics: what a
+    periodic probe at that step would have measured), run outside the clock, at its end of training; kept in
+    ``arm.json``."""
+    if res["curve"] and res["curve"][-1]["step"] == res["iterations"]:
+        return res
+    loaded = load_models(run)
+    top1 = PeriodicEval(loaded.cfg).probe(loaded.E)
+    res["curve"].append({"step": res["iterations"], "minutes": res["wall_minutes"],
+                         "train_minutes": res["wall_minutes"] - res["probe_minutes"], "train_val_top1": 100 * top1,
+                         "final": True})
+    atomic_write_text(run / "arm.json", json.dumps(res, indent=1) + "\n")
+    return res
+
+
 def compare(results: list[dict]) -> dict:
     """Each arm's mean train_val top-1 over seeds at common training minutes, and its gap to base."""
     common = min(r["curve"][-1]["train_minutes"] for r in results)
@@ -158,7 +176,8 @@ def main(argv=None) -> int:
         config(arm, seeds[0], args.minutes, args.probe_images, args.set)
     tune_allocator()
     started = time.time()
-    results = [train_arm(arm, seed, args) for seed in seeds for arm in arms]
+    results = [with_final_probe(args.out / f"{arm}-s{seed}", train_arm(arm, seed, args))
+               for seed in seeds for arm in arms]
     cmp = compare(results)
     out = {"meta": {"command": "python benchmarks/levers.py " + " ".join(sys.argv[1:] if argv is None else argv),
                     "date": datetime.date.today().isoformat(),

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -312,7 +313,7 @@ def test_fid_noise_scores_each_draw_once_and_splits_the_seed_spread(tmp_path, mo
         fn.main([str(tmp_path / "abl" / "base")])
 
 
-def test_levers_takes_probe_time_off_the_clock_and_compares_arms_at_equal_training_minutes(tmp_path):
+def test_levers_takes_probe_time_off_the_clock_and_compares_arms_at_equal_training_minutes(tmp_path, monkeypatch):
     lv = _module("levers")
 
     def arm(name, points, eval_seconds):
@@ -338,6 +339,25 @@ def test_levers_takes_probe_time_off_the_clock_and_compares_arms_at_equal_traini
     assert cmp["arms"]["d1"]["gap"][-1] == 1.5 and cmp["arms"]["base"]["gap"] == [0.0, 0.0, 0.0]
     assert lv.at(base["curve"], 1.0) is None  # before the first probe: no figure, not an extrapolation
     assert "| d1 | d1 | 1.000 | 300 | 81.00% | 83.00% | 85.00% | +1.50 |" in lv.table(cmp)
+    # The final probe: appended once at the end of training (wall clock less the probes' time), then kept.
+    calls = []
+
+    class Probe:
+        def __init__(self, cfg):
+            calls.append(cfg)
+
+        def probe(self, E):
+            return 0.86
+
+    monkeypatch.setattr(lv, "load_models", lambda run: SimpleNamespace(cfg="cfg", E="E"))
+    monkeypatch.setattr(lv, "PeriodicEval", Probe)
+    base.update(iterations=420, wall_minutes=20.0, probe_minutes=3.0)
+    lv.with_final_probe(tmp_path / "base-s0", base)
+    assert base["curve"][-1] == {"step": 420, "minutes": 20.0, "train_minutes": 17.0, "train_val_top1": 86.0,
+                                 "final": True}
+    assert json.loads((tmp_path / "base-s0" / "arm.json").read_text())["curve"][-1]["step"] == 420
+    lv.with_final_probe(tmp_path / "base-s0", base)
+    assert len(calls) == 1 and len(base["curve"]) == 4
     try:
         lv.config("b64", 0, 20.0, 4800 + 32, [])
     except SystemExit as e:

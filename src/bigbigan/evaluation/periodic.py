@@ -36,19 +36,24 @@ class PeriodicEval:
         self.probe_steps = probe_steps
 
     @torch.no_grad()
+    def probe(self, E, device: torch.device | str = "cpu") -> float:
+        """train_val top-1 of the fast probe trained from scratch on encoder ``E``'s features."""
+        kw = {"resolution": self.cfg.model.e_resolution, "channels": self.cfg.model.channels, "device": device,
+              "progress": False}
+        tr_f, tr_y = extract_features(E, self.train_src, **kw)
+        va_f, va_y = extract_features(E, self.val_src, **kw)
+        r = train_linear_probe(tr_f, tr_y, va_f, va_y, num_classes=self.train_src.num_classes,
+                               steps=self.probe_steps)
+        return r.top1
+
+    @torch.no_grad()
     def __call__(self, trainer) -> dict:
         cfg, t0 = self.cfg, time.monotonic()
         # minutes: wall clock of this training session up to this evaluation (time to accuracy, App. D curves)
         rec: dict = {"step": trainer.step, "minutes": trainer.minutes, "subset_seed": self.subset_seed}
         G, E = trainer.eval_models()  # EMA models with standing statistics when configured (every rank)
         if E is not None and self.train_src.num_classes:
-            kw = {"resolution": cfg.model.e_resolution, "channels": cfg.model.channels, "device": trainer.device,
-                      "progress": False}
-            tr_f, tr_y = extract_features(E, self.train_src, **kw)
-            va_f, va_y = extract_features(E, self.val_src, **kw)
-            r = train_linear_probe(tr_f, tr_y, va_f, va_y, num_classes=self.train_src.num_classes,
-                                   steps=self.probe_steps)
-            rec["train_val_top1"] = r.top1
+            rec["train_val_top1"] = self.probe(E, trainer.device)
         if cfg.train.eval_fid_samples:
             rec.update(generation_metrics(cfg, G, n=cfg.train.eval_fid_samples,
                                           metrics={"fid"}, inception_weights=None, device=trainer.device,
