@@ -23,6 +23,7 @@ import argparse
 import datetime
 import itertools
 import json
+import math
 import platform
 import statistics
 import sys
@@ -128,7 +129,9 @@ def with_final_probe(run: Path, res: dict) -> dict:
 def compare(results: list[dict]) -> dict:
     """Each arm's mean train_val top-1 over seeds at common training minutes, and its gap to base."""
     common = min(r["curve"][-1]["train_minutes"] for r in results)
-    marks = sorted({round(common * f, 1) for f in (1 / 3, 2 / 3)} | {common})
+    first = max(r["curve"][0]["train_minutes"] for r in results)  # before it some arm has no probe yet
+    first = math.ceil(10 * first) / 10
+    marks = sorted({first, round((first + common) / 2, 1), common})
     out = {"minutes": marks, "arms": {}}
     for arm in dict.fromkeys(r["arm"] for r in results):
         runs = [r for r in results if r["arm"] == arm]
@@ -145,8 +148,8 @@ def compare(results: list[dict]) -> dict:
 
 def table(cmp: dict) -> str:
     ms = cmp["minutes"]
-    head = " | ".join(f"{m:g} min" for m in ms)
-    lines = [f"| arm | change | s/it | iterations | train_val top-1 at {head} | gap to base at {ms[-1]:g} min |",
+    head = " | ".join(f"{m:.1f} min" for m in ms)
+    lines = [f"| arm | change | s/it | iterations | train_val top-1 at {head} | gap to base at {ms[-1]:.1f} min |",
              "|---|---|---|---|" + "---|" * len(ms) + "---|"]
     for name, a in cmp["arms"].items():
         vals = " | ".join(f"{v:.2f}%" for v in a["top1"])

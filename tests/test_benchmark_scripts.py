@@ -333,12 +333,14 @@ def test_levers_takes_probe_time_off_the_clock_and_compares_arms_at_equal_traini
     assert [p["train_val_top1"] for p in base["curve"]] == [80.0, 82.0, 84.0]  # in percent
     fast = arm("d1", [(150, 3.0, 81.0), (300, 9.0, 85.0)], 0.0)  # 9 minutes: the common end
     cmp = lv.compare([base, fast])
-    assert cmp["minutes"] == [3.0, 6.0, 9.0]
-    assert cmp["arms"]["base"]["top1"][-1] == 83.5  # 82 + (9 - 6) / (10 - 6) * 2
+    assert cmp["minutes"] == [3.0, 6.0, 9.0]  # from the last arm's first probe (d1: 3.0) to the first arm's end
+    assert cmp["arms"]["base"]["top1"] == [80.5, 82.0, 83.5]  # 80 + (3 - 2) / (6 - 2) * 2; 82 + (9 - 6) / 4 * 2
     assert cmp["arms"]["d1"]["top1"] == [81.0, 83.0, 85.0]
-    assert cmp["arms"]["d1"]["gap"][-1] == 1.5 and cmp["arms"]["base"]["gap"] == [0.0, 0.0, 0.0]
+    assert cmp["arms"]["d1"]["gap"] == [0.5, 1.0, 1.5] and cmp["arms"]["base"]["gap"] == [0.0, 0.0, 0.0]
     assert lv.at(base["curve"], 1.0) is None  # before the first probe: no figure, not an extrapolation
     assert "| d1 | d1 | 1.000 | 300 | 81.00% | 83.00% | 85.00% | +1.50 |" in lv.table(cmp)
+    fast["curve"][0]["train_minutes"] = 3.04  # the first common mark rounds up: never before an arm's first probe
+    assert lv.compare([base, fast])["minutes"][0] == 3.1
     # The final probe: appended once at the end of training (wall clock less the probes' time), then kept.
     calls = []
 
