@@ -263,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     tp.add_argument("--out", required=True, help="run directory (config, checkpoints, logs, pictures)")
     tp.add_argument("--steps", type=int, help="total iterations of the run (resuming continues up to it)")
     tp.add_argument("--minutes", type=float, help="stop after this many minutes of training (then checkpoint)")
-    tp.add_argument("--precision", choices=["fp32", "bf16"], help="bf16 autocast or fp32 (default)")
+    tp.add_argument("--precision", choices=["fp32", "bf16"],
+                    help="bf16 autocast or fp32 (default); on a CPU, bf16 pays only with bf16 instructions "
+                    "(AVX-512 BF16, AMX): elsewhere it is emulated, ~10x slower (bigbigan warns)")
     tp.add_argument("--seed", type=int, help="random seed (weights, noise, data order)")
     tp.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     tp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
