@@ -92,6 +92,12 @@ def at(points: list[dict], minutes: float) -> float | None:
     return None
 
 
+def save_arm(run: Path, res: dict) -> dict:
+    """Record a finished arm (``arm.json``: its figures and curve), and return it."""
+    atomic_write_text(run / "arm.json", json.dumps(res, indent=1) + "\n")
+    return res
+
+
 def train_arm(arm: str, seed: int, args) -> dict:
     run = args.out / f"{arm}-s{seed}"
     record = run / "arm.json"
@@ -107,8 +113,7 @@ def train_arm(arm: str, seed: int, args) -> dict:
     res = {"arm": arm, "seed": seed, "change": ARMS[arm][0], "sets": ARMS[arm][1], "iterations": summary["step"],
            "batch": cfg.optim.batch_size, "wall_minutes": wall / 60, "probe_minutes": evals / 60,
            "s_per_it": (wall - evals) / summary["step"], "curve": curve(run)}
-    atomic_write_text(record, json.dumps(res, indent=1) + "\n")
-    return res
+    return save_arm(run, res)
 
 
 def with_final_probe(run: Path, res: dict) -> dict:
@@ -122,8 +127,7 @@ def with_final_probe(run: Path, res: dict) -> dict:
     res["curve"].append({"step": res["iterations"], "minutes": res["wall_minutes"],
                          "train_minutes": res["wall_minutes"] - res["probe_minutes"], "train_val_top1": 100 * top1,
                          "final": True})
-    atomic_write_text(run / "arm.json", json.dumps(res, indent=1) + "\n")
-    return res
+    return save_arm(run, res)
 
 
 def compare(results: list[dict]) -> dict:

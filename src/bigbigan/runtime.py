@@ -88,6 +88,6 @@ def bf16_hint(what: str, device_type: str, native: bool, fp32_option: str) -> st
 
 def warn_if_slow_bf16(what: str, device_type: str, fp32_option: str) -> None:
     """Print ``bf16_hint`` for this machine to stderr, if it applies."""
-    hint = bf16_hint(what, device_type, device_type != "cpu" or cpu_bf16_native(), fp32_option)
+    hint = bf16_hint(what, device_type, cpu_bf16_native(), fp32_option)
     if hint:
         print(hint, file=sys.stderr, flush=True)
