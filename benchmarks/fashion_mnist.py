@@ -12,7 +12,9 @@
    relative L1;
 3. evaluates the baselines with the same code: raw pixels, the same encoder at its random initialisation, and
    the same encoder trained with labels (cross-entropy) for ``--supervised-minutes`` (``--baselines keep``
-   copies those rows, with their own date and command, from the existing results file instead);
+   copies those rows, with their own date and command, from the existing results file instead;
+   ``--baselines random-init`` evaluates the random initialisation of this run's encoder, the row a changed
+   encoder needs, and copies the other two);
    ``--fid-10k PRECISION`` adds FID/KID of 10K EMA samples against 10K training images (``fid_10k``,
    ``kid_10k``) with that Inception mode. A seed's evaluation already on disk for its last checkpoint, with the
    same settings (``eval.json``, ``eval_fid10k_<precision>.json``), is reused (``--reevaluate``: compute again);
@@ -50,6 +52,8 @@ ROOT = Path(__file__).resolve().parent
 METRICS = ["linear", "linear-sweep", "knn"]
 # The published configuration (BENCHMARKS.md): bf16 autocast (1.7x the fp32 iterations on a 2-core CPU) and the
 # x2-wide encoder (ahead at equal iterations in short A/B runs). ``--set`` overrides them.
+# --baselines: which of the baseline rows are copied from the existing results file instead of measured.
+KEPT = {"run": (), "keep": ("random_init", "pixels", "supervised"), "random-init": ("pixels", "supervised")}
 DEFAULT_SETS = ["train.precision=bf16", "model.encoder.width=2"]
 
 
@@ -201,8 +205,9 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=str(ROOT / "results" / "fashion_mnist.json"))
     p.add_argument("--seeds", default="0", help="comma list of training seeds (default 0); the table shows the mean")
     p.add_argument("--steps", type=int, help="train exactly this many iterations (then --minutes is no limit)")
-    p.add_argument("--baselines", choices=["run", "keep"], default="run",
-                   help="keep: copy the pixels / random_init / supervised rows from the existing --json")
+    p.add_argument("--baselines", choices=list(KEPT), default="run",
+                   help="keep: copy the pixels / random_init / supervised rows from the existing --json; "
+                   "random-init: evaluate this encoder at its random initialisation, copy the other two")
     p.add_argument("--set", action="append", default=[], help="config overrides for the BigBiGAN run")
     p.add_argument("--fid-10k", choices=FEATURE_PRECISIONS,
                    help="also FID/KID of 10K EMA samples vs 10K training images, with this Inception mode")
@@ -212,9 +217,11 @@ def main(argv=None) -> int:
     out = Path(args.out)
     seeds = [int(x) for x in args.seeds.split(",")]
     length = [f"train.steps={args.steps}"] if args.steps else [f"train.minutes={args.minutes}", "train.steps=100000000"]
-    kept = json.loads(Path(args.json).read_text()) if args.baselines == "keep" else {}
-    if args.baselines == "keep" and not all(k in kept for k in ("pixels", "random_init", "supervised")):
-        p.error(f"--baselines keep: {args.json} lacks the pixels / random_init / supervised rows (use --baselines run)")
+    keep = KEPT[args.baselines]
+    kept = json.loads(Path(args.json).read_text()) if keep and Path(args.json).is_file() else {}
+    if missing := [k for k in keep if k not in kept]:
+        p.error(f"--baselines {args.baselines}: {args.json} lacks the {' / '.join(missing)} row(s) "
+                "(use --baselines run)")
     meta = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
             "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}", "split": "test",
@@ -228,20 +235,22 @@ def main(argv=None) -> int:
         per_seed.append({**train_and_evaluate(cfg, out / f"seed{seed}", args), "command": meta["command"],
                          "date": meta["date"]})
     results["trained"] = mean_over_seeds(per_seed)
-    if args.baselines == "keep":
-        results.update({k: kept[k] for k in ("random_init", "pixels", "supervised")})
-    else:
-        srcs = splits(cfg)
+    results.update({k: kept[k] for k in keep})
+    srcs = splits(cfg) if len(keep) < 3 else None
+    if "random_init" not in keep:
         torch.manual_seed(seeds[0])  # the trainer's initialisation: same seed, same weights
         _, _, E0 = build_models(cfg)
         results["random_init"] = {**pick(encoder_metrics(E0, cfg, srcs, args.probe_steps)), "minutes": 0,
                                   "iterations": 0}
+    if "pixels" not in keep:
         results["pixels"] = {**pick(pixel_metrics(cfg, srcs, args.probe_steps)), "minutes": 0, "iterations": 0}
+    if "supervised" not in keep:
         sup_minutes = args.supervised_minutes if args.supervised_minutes is not None else args.minutes
         E_sup, sup_steps = train_supervised(cfg, srcs, sup_minutes, seeds[0])
         results["supervised"] = {**pick(encoder_metrics(E_sup, cfg, srcs, args.probe_steps)),
                                  "minutes": sup_minutes, "iterations": sup_steps}
-        for name in ("random_init", "pixels", "supervised"):
+    for name in ("random_init", "pixels", "supervised"):
+        if name not in keep:
             results[name].update({k: meta[k] for k in ("command", "date")})
     results["trained"].update({k: meta[k] for k in ("command", "date")})
     meta["total_minutes"] = (time.monotonic() - t0) / 60

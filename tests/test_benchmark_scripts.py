@@ -366,3 +366,37 @@ def test_levers_takes_probe_time_off_the_clock_and_compares_arms_at_equal_traini
         assert "not a multiple of arm b64's batch size 64" in str(e)
     else:
         raise AssertionError("a probe interval of partial iterations was accepted")
+
+
+def test_fashion_mnist_random_init_baseline_measures_that_row_and_copies_the_others(tmp_path, monkeypatch):
+    """``--baselines random-init`` (a changed encoder): random_init is measured with the run's configuration,
+    pixels and supervised are copied with their own command; a results file without them is refused."""
+    import pytest
+
+    fm = _module("fashion_mnist")
+    out, results = tmp_path / "runs", tmp_path / "fm.json"
+    monkeypatch.setattr(fm, "train_and_evaluate", lambda cfg, run, args: {"linear_top1": 0.9, "iterations": 5})
+    monkeypatch.setattr(fm, "splits", lambda cfg: {})
+    widths = []
+    monkeypatch.setattr(fm, "build_models", lambda cfg: (None, None, cfg.model.encoder.width))
+    monkeypatch.setattr(fm, "encoder_metrics", lambda E, cfg, srcs, steps: widths.append(E) or
+                        {"linear_avepool_top1": 0.6})
+    monkeypatch.setattr(fm, "pixel_metrics", lambda *a: pytest.fail("pixels were measured, not copied"))
+    monkeypatch.setattr(fm, "train_supervised", lambda *a: pytest.fail("supervised was trained, not copied"))
+    argv = ["--steps", "5", "--out", str(out), "--json", str(results), "--baselines", "random-init",
+            "--set", "model.encoder.width=3"]
+    results.write_text(json.dumps({"pixels": {"linear_top1": 0.845, "command": "old"}}))
+    with pytest.raises(SystemExit):  # supervised is missing: refused before any training
+        fm.main(argv)
+    kept = {name: {"linear_top1": top1, "command": "old", "all": {"linear_avepool_top1": top1}}
+            for name, top1 in (("pixels", 0.845), ("supervised", 0.917), ("random_init", 0.626))}
+    results.write_text(json.dumps(kept))
+    (out / "seed0").mkdir(parents=True)  # the run directory training would have made
+    assert fm.main(argv) == 0
+    got = json.loads(results.read_text())
+    assert widths == [3]  # the random encoder of the run's own configuration, not the kept x2 row
+    assert got["random_init"]["linear_top1"] == 0.6 and got["random_init"]["command"] != "old"
+    assert got["pixels"] == kept["pixels"] and got["supervised"] == kept["supervised"]
+    assert got["trained"]["linear_top1"] == 0.9
+    written = json.loads((out / "seed0" / "baselines.json").read_text())  # what the run's report shows
+    assert written["random_init"] == {"linear_avepool_top1": 0.6} and written["pixels"] == kept["pixels"]["all"]
