@@ -20,6 +20,8 @@
    same settings (``eval.json``, ``eval_fid10k_<precision>.json``), is reused (``--reevaluate``: compute again);
 4. writes ``benchmarks/results/fashion_mnist.json``: one object per model; for ``trained`` the figures are the
    mean over seeds, with ``std`` and a ``seeds`` list holding each seed's object; prints a Markdown table.
+   ``--compare OTHER.json`` adds ``compare``: each figure's difference from OTHER's trained seeds with Welch's
+   t-test (a changed configuration against the headline one).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-from bigbigan.ablate import mean_std
+from bigbigan.ablate import mean_std, welch
 from bigbigan.checkpoint import list_checkpoints
 from bigbigan.cli import SIGNAL_EXIT
 from bigbigan.data import load_eval_tensors, open_source
@@ -127,6 +129,22 @@ def mean_over_seeds(per_seed: list[dict]) -> dict:
     return {**out, "std": std, "seeds": per_seed}
 
 
+COMPARED = ["linear_top1", "linear_bn_crelu_top1", "knn_d1_k25_top1", "knn_d1_k5_top1", "fid", "fid_10k", "kid_10k",
+            "rel_l1"]
+
+
+def compare_trained(ours: dict, theirs: dict) -> dict:
+    """Welch's t-test of each figure over the seeds of two ``trained`` objects (ours minus theirs); figures one
+    side lacks are left out."""
+    out = {}
+    for k in COMPARED:
+        a = [r.get(k) for r in ours.get("seeds", [])]
+        b = [r.get(k) for r in theirs.get("seeds", [])]
+        if a and b and None not in a and None not in b:
+            out[k] = {**welch(a, b), "ours": a, "theirs": b}
+    return out
+
+
 # Settings that evaluations written before they were recorded used (evaluate's defaults then).
 UNRECORDED = {"probe_steps": 5000}
 
@@ -211,6 +229,8 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], help="config overrides for the BigBiGAN run")
     p.add_argument("--fid-10k", choices=FEATURE_PRECISIONS,
                    help="also FID/KID of 10K EMA samples vs 10K training images, with this Inception mode")
+    p.add_argument("--compare", help="another results file: Welch's t-test of each figure, this table's seeds "
+                   "against its trained seeds (written as `compare`)")
     p.add_argument("--reevaluate", action="store_true", help="evaluate again even where a current result is saved")
     args = p.parse_args(argv)
     tune_allocator()
@@ -253,6 +273,10 @@ def main(argv=None) -> int:
         if name not in keep:
             results[name].update({k: meta[k] for k in ("command", "date")})
     results["trained"].update({k: meta[k] for k in ("command", "date")})
+    if args.compare:
+        other = json.loads(Path(args.compare).read_text())
+        results["compare"] = {"against": args.compare, "against_command": other["trained"].get("command"),
+                              "figures": compare_trained(results["trained"], other["trained"])}
     meta["total_minutes"] = (time.monotonic() - t0) / 60
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"meta": meta, **results}, indent=2))
@@ -265,9 +289,13 @@ def main(argv=None) -> int:
     print("| model | " + " | ".join(cols) + " |")
     print("|---" * (len(cols) + 1) + "|")
     for name, r in results.items():
+        if name == "compare":
+            continue
         cells = [("n/a" if r.get(c) is None else f"{r[c]:.4f}" if isinstance(r[c], float) else str(r[c]))
                  for c in cols]
         print(f"| {name} | " + " | ".join(cells) + " |")
+    for k, w in results.get("compare", {}).get("figures", {}).items():
+        print(f"{k}: {w['diff']:+.4f} against {args.compare} (Welch p {w['p'] if w['p'] is None else round(w['p'], 4)})")
     print(f"results: {args.json}")
     return 0
 

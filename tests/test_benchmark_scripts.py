@@ -400,3 +400,17 @@ def test_fashion_mnist_random_init_baseline_measures_that_row_and_copies_the_oth
     assert got["trained"]["linear_top1"] == 0.9
     written = json.loads((out / "seed0" / "baselines.json").read_text())  # what the run's report shows
     assert written["random_init"] == {"linear_avepool_top1": 0.6} and written["pixels"] == kept["pixels"]["all"]
+
+
+def test_fashion_mnist_compare_tests_each_figure_over_the_seeds():
+    fm = _module("fashion_mnist")
+    ours = {"seeds": [{"linear_top1": 0.90, "fid": 20.0}, {"linear_top1": 0.91, "fid": 22.0},
+                      {"linear_top1": 0.92, "fid": None}]}
+    theirs = {"seeds": [{"linear_top1": 0.88, "fid": 25.0}, {"linear_top1": 0.87, "fid": 24.0},
+                        {"linear_top1": 0.89, "fid": 26.0}]}
+    got = fm.compare_trained(ours, theirs)
+    assert set(got) == {"linear_top1"}  # fid: one of our seeds lacks it, so no test
+    w = got["linear_top1"]
+    assert abs(w["diff"] - 0.03) < 1e-12 and w["p"] < 0.05 and w["ours"] == [0.90, 0.91, 0.92]
+    same = fm.compare_trained(theirs, theirs)["fid"]
+    assert same["diff"] == 0 and same["p"] > 0.99
