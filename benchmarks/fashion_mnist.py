@@ -229,6 +229,7 @@ def main(argv=None) -> int:
     p.add_argument("--set", action="append", default=[], help="config overrides for the BigBiGAN run")
     p.add_argument("--fid-10k", choices=FEATURE_PRECISIONS,
                    help="also FID/KID of 10K EMA samples vs 10K training images, with this Inception mode")
+    p.add_argument("--keep-from", help="the results file the kept baseline rows come from (default: --json)")
     p.add_argument("--compare", help="another results file: Welch's t-test of each figure, this table's seeds "
                    "against its trained seeds (written as `compare`)")
     p.add_argument("--reevaluate", action="store_true", help="evaluate again even where a current result is saved")
@@ -238,10 +239,11 @@ def main(argv=None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     length = [f"train.steps={args.steps}"] if args.steps else [f"train.minutes={args.minutes}", "train.steps=100000000"]
     keep = KEPT[args.baselines]
-    kept = json.loads(Path(args.json).read_text()) if keep and Path(args.json).is_file() else {}
+    source = Path(args.keep_from or args.json)
+    kept = json.loads(source.read_text()) if keep and source.is_file() else {}
     if missing := [k for k in keep if k not in kept]:
-        p.error(f"--baselines {args.baselines}: {args.json} lacks the {' / '.join(missing)} row(s) "
-                "(use --baselines run)")
+        p.error(f"--baselines {args.baselines}: {source} lacks the {' / '.join(missing)} row(s) "
+                "(use --baselines run, or --keep-from a results file that has them)")
     meta = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
             "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}", "split": "test",

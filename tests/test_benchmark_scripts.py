@@ -390,9 +390,9 @@ def test_fashion_mnist_random_init_baseline_measures_that_row_and_copies_the_oth
         fm.main(argv)
     kept = {name: {"linear_top1": top1, "command": "old", "all": {"linear_avepool_top1": top1}}
             for name, top1 in (("pixels", 0.845), ("supervised", 0.917), ("random_init", 0.626))}
-    results.write_text(json.dumps(kept))
+    (tmp_path / "headline.json").write_text(json.dumps(kept))
     (out / "seed0").mkdir(parents=True)  # the run directory training would have made
-    assert fm.main(argv) == 0
+    assert fm.main([*argv, "--keep-from", str(tmp_path / "headline.json")]) == 0
     got = json.loads(results.read_text())
     assert widths == [3]  # the random encoder of the run's own configuration, not the kept x2 row
     assert got["random_init"]["linear_top1"] == 0.6 and got["random_init"]["command"] != "old"
