@@ -224,7 +224,7 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", default="0", help="comma list of training seeds (default 0); the table shows the mean")
     p.add_argument("--steps", type=int, help="train exactly this many iterations (then --minutes is no limit)")
     p.add_argument("--baselines", choices=list(KEPT), default="run",
-                   help="keep: copy the pixels / random_init / supervised rows from the existing --json; "
+                   help="keep: copy the pixels / random_init / supervised rows from --keep-from (default --json); "
                    "random-init: evaluate this encoder at its random initialisation, copy the other two")
     p.add_argument("--set", action="append", default=[], help="config overrides for the BigBiGAN run")
     p.add_argument("--fid-10k", choices=FEATURE_PRECISIONS,
@@ -244,6 +244,8 @@ def main(argv=None) -> int:
     if missing := [k for k in keep if k not in kept]:
         p.error(f"--baselines {args.baselines}: {source} lacks the {' / '.join(missing)} row(s) "
                 "(use --baselines run, or --keep-from a results file that has them)")
+    if args.compare and not Path(args.compare).is_file():  # refused now, not after hours of training
+        p.error(f"--compare: no results file {args.compare}")
     meta = {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
             "date": datetime.date.today().isoformat(), "machine": f"{platform.machine()}, "
             f"{torch.get_num_threads()} threads, torch {torch.__version__}", "split": "test",
