@@ -55,7 +55,8 @@ METRICS = ["linear", "linear-sweep", "knn"]
 # The published configuration (BENCHMARKS.md): bf16 autocast (1.7x the fp32 iterations on a 2-core CPU) and the
 # x2-wide encoder (ahead at equal iterations in short A/B runs). ``--set`` overrides them.
 # --baselines: which of the baseline rows are copied from the existing results file instead of measured.
-KEPT = {"run": (), "keep": ("random_init", "pixels", "supervised"), "random-init": ("pixels", "supervised")}
+BASELINES = ("random_init", "pixels", "supervised")
+KEPT = {"run": (), "keep": BASELINES, "random-init": ("pixels", "supervised")}
 DEFAULT_SETS = ["train.precision=bf16", "model.encoder.width=2"]
 
 
@@ -260,7 +261,8 @@ def main(argv=None) -> int:
                          "date": meta["date"]})
     results["trained"] = mean_over_seeds(per_seed)
     results.update({k: kept[k] for k in keep})
-    srcs = splits(cfg) if len(keep) < 3 else None
+    measured = [name for name in BASELINES if name not in keep]
+    srcs = splits(cfg) if measured else None
     if "random_init" not in keep:
         torch.manual_seed(seeds[0])  # the trainer's initialisation: same seed, same weights
         _, _, E0 = build_models(cfg)
@@ -273,9 +275,8 @@ def main(argv=None) -> int:
         E_sup, sup_steps = train_supervised(cfg, srcs, sup_minutes, seeds[0])
         results["supervised"] = {**pick(encoder_metrics(E_sup, cfg, srcs, args.probe_steps)),
                                  "minutes": sup_minutes, "iterations": sup_steps}
-    for name in ("random_init", "pixels", "supervised"):
-        if name not in keep:
-            results[name].update({k: meta[k] for k in ("command", "date")})
+    for name in measured:
+        results[name].update({k: meta[k] for k in ("command", "date")})
     results["trained"].update({k: meta[k] for k in ("command", "date")})
     if args.compare:
         other = json.loads(Path(args.compare).read_text())
@@ -285,7 +286,7 @@ def main(argv=None) -> int:
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"meta": meta, **results}, indent=2))
     # The run's report shows its headline figures beside these (same evaluation code, eval.json keys).
-    baselines = {name: results[name]["all"] for name in ("pixels", "random_init", "supervised")}
+    baselines = {name: results[name]["all"] for name in BASELINES}
     for seed in seeds:
         (out / f"seed{seed}" / "baselines.json").write_text(json.dumps(baselines, indent=2))
     cols = ["linear_top1", "linear_bn_crelu_top1", "linear_sweep_top1", "knn_d1_k25_top1", "knn_d1_k5_top1",
