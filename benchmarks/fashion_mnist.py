@@ -56,7 +56,7 @@ METRICS = ["linear", "linear-sweep", "knn"]
 # x2-wide encoder (ahead at equal iterations in short A/B runs). ``--set`` overrides them.
 # --baselines: which of the baseline rows are copied from the existing results file instead of measured.
 BASELINES = ("random_init", "pixels", "supervised")
-KEPT = {"run": (), "keep": BASELINES, "random-init": ("pixels", "supervised")}
+KEPT = {"run": (), "keep": BASELINES, "random-init": tuple(b for b in BASELINES if b != "random_init")}
 DEFAULT_SETS = ["train.precision=bf16", "model.encoder.width=2"]
 
 
