@@ -22,6 +22,9 @@
    mean over seeds, with ``std`` and a ``seeds`` list holding each seed's object; prints a Markdown table.
    ``--compare OTHER.json`` adds ``compare``: each figure's difference from OTHER's trained seeds with Welch's
    t-test (a changed configuration against the headline one).
+
+Several seeds side by side on two cores: one process per seed with ``OMP_NUM_THREADS=1`` and ``--train-only``,
+then the same command without it for all seeds at once (their evaluations one after another, on both cores).
 """
 
 from __future__ import annotations
@@ -199,6 +202,8 @@ def train_and_evaluate(cfg, run: Path, args) -> dict:
         print(f"{run}: training stopped by {summary['stopped_by']} at iteration {summary['step']}; the same "
               "command continues it")
         raise SystemExit(SIGNAL_EXIT.get(summary["stopped_by"], 1))
+    if args.train_only:
+        return {}
     res = evaluated(run, "eval.json", METRICS + ["recon", "fid", "kid"],
                     {"fid_samples": args.fid_samples, "probe_steps": args.probe_steps, "inception_precision": "fp32"},
                     ["linear_avepool_top1", "knn_d1_k25_top1", "fid", "kid", "rel_l1"], args.reevaluate,
@@ -233,6 +238,9 @@ def main(argv=None) -> int:
     p.add_argument("--keep-from", help="the results file the kept baseline rows come from (default: --json)")
     p.add_argument("--compare", help="another results file: Welch's t-test of each figure, this table's seeds "
                    "against its trained seeds (written as `compare`)")
+    p.add_argument("--train-only", action="store_true",
+                   help="train (or continue) the seeds' runs and stop: processes training seeds side by side, "
+                   "then one command without it evaluates them one after another (an evaluation wants both cores)")
     p.add_argument("--reevaluate", action="store_true", help="evaluate again even where a current result is saved")
     args = p.parse_args(argv)
     tune_allocator()
@@ -259,6 +267,9 @@ def main(argv=None) -> int:
                                           *args.set])
         per_seed.append({**train_and_evaluate(cfg, out / f"seed{seed}", args), "command": meta["command"],
                          "date": meta["date"]})
+    if args.train_only:
+        print(f"trained seed(s) {args.seeds} under {out}; evaluate with the same command without --train-only")
+        return 0
     results["trained"] = mean_over_seeds(per_seed)
     results.update({k: kept[k] for k in keep})
     measured = [name for name in BASELINES if name not in keep]

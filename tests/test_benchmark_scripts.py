@@ -186,6 +186,29 @@ def test_fashion_mnist_stops_without_evaluating_a_run_stopped_by_a_signal(tmp_pa
     assert json.loads((tmp_path / "train.json").read_text())["seconds"] == 3.0  # its minutes still counted
 
 
+def test_fashion_mnist_train_only_trains_every_seed_and_evaluates_and_writes_nothing(tmp_path, monkeypatch):
+    """``--train-only`` (seeds side by side): each seed's run is trained to its length, then the command stops
+    before any evaluation, baseline or results file; a run that is not finished still exits non-zero."""
+    import pytest
+
+    fm = _module("fashion_mnist")
+    trained = []
+    monkeypatch.setattr(fm, "run_training", lambda cfg, run: trained.append((cfg.train.seed, cfg.optim.batch_size))
+                        or {"stopped_by": "steps", "step": cfg.train.steps, "seconds": 1.0, "iterations": 3})
+    monkeypatch.setattr(fm, "evaluated", lambda *a, **k: pytest.fail("--train-only evaluated a run"))
+    monkeypatch.setattr(fm, "splits", lambda cfg: pytest.fail("--train-only measured a baseline"))
+    results = tmp_path / "fm.json"
+    argv = ["--seeds", "1,2", "--steps", "3", "--out", str(tmp_path / "runs"), "--json", str(results),
+            "--set", "optim.batch_size=64", "--train-only"]
+    assert fm.main(argv) == 0
+    assert trained == [(1, 64), (2, 64)] and not results.exists()
+    monkeypatch.setattr(fm, "run_training", lambda cfg, run: {"stopped_by": "SIGINT", "step": 1, "seconds": 1.0,
+                                                              "iterations": 1})
+    with pytest.raises(SystemExit) as stop:
+        fm.main(argv)
+    assert stop.value.code != 0
+
+
 def test_long_curve_windows_gain_and_level(tmp_path):
     lc = _module("long_curve")
     # Rises 2 points per 1,000 iterations to 4,000, then stays within 0.1 of 86: level from the window after.
