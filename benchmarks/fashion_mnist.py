@@ -195,15 +195,19 @@ def training_minutes(run: Path, summary: dict) -> float | None:
     return (before + summary["seconds"]) / 60
 
 
-def train_and_evaluate(cfg, run: Path, args) -> dict:
+def train_to_length(cfg, run: Path) -> tuple[dict, float | None]:
+    """Train (or continue) the run to its length: its summary and training minutes; exits if a signal stopped it."""
     summary = run_training(cfg, run)
     minutes = training_minutes(run, summary)
     if summary["stopped_by"] not in ("steps", "minutes"):  # a signal: the run is not finished, nothing to publish
         print(f"{run}: training stopped by {summary['stopped_by']} at iteration {summary['step']}; the same "
               "command continues it")
         raise SystemExit(SIGNAL_EXIT.get(summary["stopped_by"], 1))
-    if args.train_only:
-        return {}
+    return summary, minutes
+
+
+def train_and_evaluate(cfg, run: Path, args) -> dict:
+    summary, minutes = train_to_length(cfg, run)
     res = evaluated(run, "eval.json", METRICS + ["recon", "fid", "kid"],
                     {"fid_samples": args.fid_samples, "probe_steps": args.probe_steps, "inception_precision": "fp32"},
                     ["linear_avepool_top1", "knn_d1_k25_top1", "fid", "kid", "rel_l1"], args.reevaluate,
@@ -265,6 +269,9 @@ def main(argv=None) -> int:
     for seed in seeds:
         cfg = resolve("small32", "base", ["data.source=fashion-mnist", *length, f"train.seed={seed}", *DEFAULT_SETS,
                                           *args.set])
+        if args.train_only:
+            train_to_length(cfg, out / f"seed{seed}")
+            continue
         per_seed.append({**train_and_evaluate(cfg, out / f"seed{seed}", args), "command": meta["command"],
                          "date": meta["date"]})
     if args.train_only:
